@@ -1,0 +1,194 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/phonepipe/phonepipe/handlers"
+	"github.com/phonepipe/phonepipe/projections"
+	"github.com/phonepipe/phonepipe/transport/bus"
+	"github.com/phonepipe/phonepipe/transport/httpapi"
+	"github.com/phonepipe/phonepipe/transport/storage"
+	"github.com/phonepipe/phonepipe/transport/upload"
+)
+
+// App is one running phonepipe process.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	db       *storage.DB
+	bus      *bus.Bus
+	server   *http.Server
+	listener net.Listener
+}
+
+// New opens the backend and wires the roles of cfg.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: cfg.Logger}
+	if err := a.open(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.wire(); err != nil {
+		_ = a.db.Close()
+		return nil, err
+	}
+	if err := a.listen(); err != nil {
+		_ = a.db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) open(ctx context.Context) error {
+	db, err := storage.OpenSQLite(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.db = db
+	if err := os.MkdirAll(filepath.Join(a.cfg.DataDir, "tmp"), 0o750); err != nil {
+		return errors.Join(fmt.Errorf("create upload spool dir: %w", err), db.Close())
+	}
+	if err := db.Migrate(ctx); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	if err := projections.Migrate(ctx, db); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	b, err := bus.New(bus.Config{
+		Backend: bus.SQLiteBackend{DB: db, PollInterval: a.cfg.PollInterval, AckDeadline: 10 * time.Minute},
+		Logger:  a.logger,
+		// A validation job is CPU-heavy and holds the single SQLite writer
+		// while it runs; small batches keep the writer free for uploads.
+		BatchSize: map[string]int{handlers.ValidatorName: 2, handlers.SplitterName: 1},
+	})
+	if err != nil {
+		return errors.Join(err, db.Close())
+	}
+	a.bus = b
+	if err := b.InitTopics(ctx); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	return nil
+}
+
+func (a *App) wire() error {
+	handled := storage.NewHandled(a.db)
+	imports := projections.NewImports(a.db)
+	events := a.bus.Events()
+	var errs []error
+	if a.cfg.has(RoleSplit) {
+		h := handlers.Splitter{Imports: imports, Commands: a.bus.Commands(), Dedupe: handled, JobSize: a.cfg.JobSize}
+		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+	}
+	if a.cfg.has(RoleValidate) {
+		h := handlers.Validator{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events, Dedupe: handled}
+		errs = append(errs, a.bus.AddCommandHandler(cqrs.NewCommandHandler(h.HandlerName(), h.Handle)))
+	}
+	if a.cfg.has(RoleProject) {
+		h := handlers.Projector{Numbers: projections.NewNumbers(a.db), Events: events, Dedupe: handled}
+		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+	}
+	if a.cfg.has(RoleAggregate) {
+		h := handlers.Aggregator{Imports: imports, Events: events, Dedupe: handled}
+		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("register handlers: %w", err)
+	}
+	return a.wireHTTP(imports, events)
+}
+
+func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublisher) error {
+	keys, err := httpapi.ParseAPIKeys(a.cfg.APIKeys)
+	if err != nil {
+		return fmt.Errorf("--api-keys: %w", err)
+	}
+	api, err := httpapi.New(httpapi.Config{
+		DB:            a.db,
+		Imports:       imports,
+		Results:       projections.NewResults(a.db),
+		Numbers:       projections.NewNumbers(a.db),
+		Uploads:       storage.NewUploads(a.db),
+		Events:        events,
+		APIKeys:       keys,
+		Limits:        upload.Limits{MaxBytes: a.cfg.MaxUploadBytes, MaxRows: a.cfg.MaxRows},
+		TempDir:       filepath.Join(a.cfg.DataDir, "tmp"),
+		DefaultRegion: a.cfg.DefaultRegion,
+		Ready:         a.ready,
+		Logger:        a.logger,
+	})
+	if err != nil {
+		return err
+	}
+	a.server = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return nil
+}
+
+func (a *App) listen() error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	a.listener = ln
+	return nil
+}
+
+// ready reports whether the backend answers and the handlers run.
+func (a *App) ready(ctx context.Context) error {
+	if err := a.db.Ping(ctx); err != nil {
+		return err
+	}
+	if !a.bus.IsRunning() {
+		return errors.New("message handlers are not running")
+	}
+	return nil
+}
+
+// URL is the base URL the API listens on.
+func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
+
+// DataPath is where the embedded database lives.
+func (a *App) DataPath() string { return a.db.Path }
+
+// Run serves until ctx is cancelled, then shuts down: the HTTP server stops
+// taking requests, in-flight handlers finish, the database closes.
+func (a *App) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.bus.Run(gctx) })
+	if a.cfg.has(RoleAPI) {
+		g.Go(func() error {
+			if err := a.server.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return a.server.Shutdown(shutdownCtx)
+		})
+	} else {
+		_ = a.listener.Close()
+	}
+	err := g.Wait()
+	return errors.Join(err, a.db.Close())
+}

@@ -1,0 +1,100 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Role names, as given to --roles.
+const (
+	RoleAPI       = "api"
+	RoleSplit     = "split"
+	RoleValidate  = "validate"
+	RoleLookup    = "lookup"
+	RoleProject   = "project"
+	RoleAggregate = "aggregate"
+	RoleNotify    = "notify"
+)
+
+// AllRoles lists every role in pipeline order.
+func AllRoles() []string {
+	return []string{RoleAPI, RoleSplit, RoleValidate, RoleLookup, RoleProject, RoleAggregate, RoleNotify}
+}
+
+// Config is everything one process needs to know.
+type Config struct {
+	Addr           string
+	DataDir        string
+	Backend        string
+	Roles          []string
+	DefaultRegion  string
+	APIKeys        string
+	MaxUploadBytes int64
+	MaxRows        int
+	JobSize        int
+	PollInterval   time.Duration
+	Logger         *slog.Logger
+}
+
+// ParseRoles parses --roles ("all" or a comma-separated subset).
+func ParseRoles(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return AllRoles(), nil
+	}
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !slices.Contains(AllRoles(), r) {
+			return nil, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(AllRoles(), ","))
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no roles given")
+	}
+	return out, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Backend == "" {
+		c.Backend = "sqlite"
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = AllRoles()
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 100 << 20
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 50 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Backend != "sqlite" {
+		return fmt.Errorf("backend %q is not available yet (sqlite only)", c.Backend)
+	}
+	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 {
+		return errors.New("limits must not be negative")
+	}
+	return nil
+}
+
+func (c Config) has(role string) bool { return slices.Contains(c.Roles, role) }

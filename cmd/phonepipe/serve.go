@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/phonepipe/phonepipe/cmd/phonepipe/app"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      app.Config
+		roles    string
+		logLevel string
+	)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "where the embedded backend keeps its files")
+	fs.StringVar(&cfg.Backend, "backend", "sqlite", "pub/sub and storage backend: sqlite (embedded)")
+	fs.StringVar(&roles, "roles", "all", "comma-separated subset of "+strings.Join(app.AllRoles(), ","))
+	fs.StringVar(&cfg.DefaultRegion, "default-region", "", "region for rows that carry none and are not in international form")
+	fs.StringVar(&cfg.APIKeys, "api-keys", "", "tenant:key,tenant:key; empty = auth off, one tenant named default")
+	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 100<<20, "larger request bodies get 413")
+	fs.IntVar(&cfg.MaxRows, "max-rows", 1_000_000, "most data rows one import may have (more gets 422)")
+	fs.IntVar(&cfg.JobSize, "job-size", 500, "rows per validation job")
+	fs.DurationVar(&cfg.PollInterval, "poll-interval", 50*time.Millisecond, "how often idle SQL subscribers look for new messages")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseWithEnv(fs, args, env); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Roles, err = app.ParseRoles(roles); err != nil {
+		return fmt.Errorf("--roles: %w", err)
+	}
+	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
+		return err
+	}
+	if cfg.DefaultRegion != "" {
+		cfg.DefaultRegion = strings.ToUpper(cfg.DefaultRegion)
+	}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "phonepipe %s serving %s — open %s/ · backend %s, data in %s · roles %s · Ctrl-C stops gracefully\n",
+		buildVersion(), a.URL(), a.URL(), cfg.Backend, a.DataPath(), strings.Join(cfg.Roles, ","))
+	err = a.Run(ctx)
+	fmt.Fprintln(stdout, "phonepipe stopped")
+	return err
+}
+
+// newLogger logs JSON when stderr is not a terminal, text when it is.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}

@@ -1,0 +1,46 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/phonepipe/phonepipe/domain"
+)
+
+// Aggregator counts projected jobs per import and completes the import,
+// exactly once, when the last one is counted.
+type Aggregator struct {
+	Imports ImportStore
+	Events  EventPublisher
+	Dedupe  Deduper
+	Now     func() time.Time
+}
+
+// HandlerName names the handler and its consumer group.
+func (a Aggregator) HandlerName() string { return AggregatorName }
+
+// Handle counts one job.
+func (a Aggregator) Handle(ctx context.Context, ev *domain.JobProjected) error {
+	first, err := a.Dedupe.FirstTime(ctx, AggregatorName, domain.JobKey(ev.ImportID, ev.Job))
+	if err != nil || !first {
+		return err
+	}
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	var completed bool
+	im, err := a.Imports.Update(ctx, ev.ImportID, func(im *domain.Import) error {
+		var err error
+		completed, err = im.ApplyJob(ev.Counts, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("count job %d of %s: %w", ev.Job, ev.ImportID, err)
+	}
+	if completed {
+		return a.Events.Publish(ctx, &domain.ImportCompleted{Tenant: im.Tenant, WebhookURL: im.WebhookURL, Import: im.Summary()})
+	}
+	return a.Events.Publish(ctx, &domain.ImportProgressed{Tenant: im.Tenant, WebhookURL: im.WebhookURL, Import: im.Summary()})
+}

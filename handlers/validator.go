@@ -1,0 +1,131 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/domain/phone"
+	"github.com/phonepipe/phonepipe/transport/storage"
+)
+
+// Validator parses, validates and enriches the rows of a job and appends one
+// event per row to its stream.
+type Validator struct {
+	Rows     RowSource
+	Streams  StreamVersions
+	Events   EventPublisher
+	Dedupe   Deduper
+	Now      func() time.Time
+	Workers  int
+	// Enrich is the phone rule applied to each row; phone.Enrich by default.
+	Enrich func(input, region string) phone.Result
+}
+
+// HandlerName names the handler and its consumer group.
+func (v Validator) HandlerName() string { return ValidatorName }
+
+// Handle processes one job.
+func (v Validator) Handle(ctx context.Context, job *domain.ValidateJob) error {
+	first, err := v.Dedupe.FirstTime(ctx, ValidatorName, job.JobKey())
+	if err != nil || !first {
+		return err
+	}
+	rows, err := v.Rows.Rows(ctx, job.ImportID, job.FirstRow, job.LastRow)
+	if err != nil {
+		return err
+	}
+	if want := job.LastRow - job.FirstRow + 1; len(rows) != want {
+		return fmt.Errorf("job %s: %d of %d rows stored: %w", job.JobKey(), len(rows), want, domain.ErrPermanent)
+	}
+	outcomes := v.enrichAll(rows, job.DefaultRegion)
+	streams := make([]domain.StreamID, len(outcomes))
+	for i, o := range outcomes {
+		if o.E164 != "" {
+			streams[i] = domain.NumberStream(job.Tenant, o.E164)
+		} else {
+			streams[i] = domain.RowStream(job.Tenant, job.ImportID, o.Row)
+		}
+	}
+	versions, err := v.Streams.Next(ctx, streams)
+	if err != nil {
+		return err
+	}
+	now := v.now()
+	out := &domain.NumbersRecorded{ImportID: job.ImportID, Tenant: job.Tenant, Job: job.Job,
+		Events: make([]domain.NumberEvent, len(outcomes))}
+	for i, o := range outcomes {
+		data, err := json.Marshal(o)
+		if err != nil {
+			return fmt.Errorf("encode row %d of %s: %w", o.Row, job.ImportID, err)
+		}
+		out.Events[i] = domain.NumberEvent{
+			ID:         uuid.NewString(),
+			Stream:     streams[i],
+			Version:    versions[i],
+			Type:       domain.EventNumberValidated,
+			OccurredAt: now,
+			ImportID:   job.ImportID,
+			Data:       data,
+		}
+	}
+	return v.Events.Publish(ctx, out)
+}
+
+func (v Validator) now() time.Time {
+	if v.Now != nil {
+		return v.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// enrichAll enriches rows on all workers; the CPU-bound part of a job.
+func (v Validator) enrichAll(rows []storage.StoredRow, defaultRegion string) []domain.NumberValidated {
+	out := make([]domain.NumberValidated, len(rows))
+	workers := v.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, len(rows))
+	var wg sync.WaitGroup
+	chunk := (len(rows) + workers - 1) / max(workers, 1)
+	for start := 0; start < len(rows); start += chunk {
+		end := min(start+chunk, len(rows))
+		wg.Add(1)
+		go func(start, end int) {
+			defer wg.Done()
+			for i := start; i < end; i++ {
+				out[i] = v.enrichRow(rows[i], defaultRegion)
+			}
+		}(start, end)
+	}
+	wg.Wait()
+	return out
+}
+
+// enrichRow enriches one row; a panic in the phone library fails only that
+// row, as PROCESSING_FAILED.
+func (v Validator) enrichRow(r storage.StoredRow, defaultRegion string) (out domain.NumberValidated) {
+	region := domain.EffectiveRegion(r.Region, defaultRegion, "")
+	if norm, ok := phone.NormalizeRegion(region); ok {
+		region = norm
+	}
+	out = domain.NumberValidated{Row: r.Row, Input: r.Input, Ref: r.Ref, Region: region}
+	defer func() {
+		if p := recover(); p != nil {
+			out.Result = phone.Result{Reason: phone.ReasonProcessingFailed}
+		}
+	}()
+	enrich := v.Enrich
+	if enrich == nil {
+		enrich = phone.Enrich
+	}
+	out.Result = enrich(r.Input, region)
+	return out
+}

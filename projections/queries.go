@@ -1,0 +1,158 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/transport/storage"
+)
+
+// ResultRow is one row of GET /v1/imports/{id}/results.
+type ResultRow struct {
+	domain.NumberValidated
+	DuplicateOf int `json:"duplicate_of,omitempty"`
+}
+
+// Results returns the result rows of an import in input order.
+type Results struct {
+	db *storage.DB
+}
+
+// NewResults returns the results read model of db.
+func NewResults(db *storage.DB) *Results { return &Results{db: db} }
+
+// Each calls fn for every result row of an import in row order.
+func (r *Results) Each(ctx context.Context, importID string, fn func(ResultRow) error) error {
+	rows, err := r.db.Read.QueryContext(ctx, r.db.Dialect.Rebind(`
+		SELECT r.row_num, r.data, COALESCE(n.first_row, 0)
+		FROM results r LEFT JOIN import_numbers n ON n.import_id = r.import_id AND n.e164 = r.e164 AND r.e164 <> ''
+		WHERE r.import_id = ? ORDER BY r.row_num`), importID)
+	if err != nil {
+		return fmt.Errorf("query results of %s: %w", importID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			row, first int
+			data       []byte
+			out        ResultRow
+		)
+		if err := rows.Scan(&row, &data, &first); err != nil {
+			return fmt.Errorf("scan result of %s: %w", importID, err)
+		}
+		if err := json.Unmarshal(data, &out.NumberValidated); err != nil {
+			return fmt.Errorf("decode result %d of %s: %w", row, importID, err)
+		}
+		if first > 0 && first < row {
+			out.DuplicateOf = first
+		}
+		if err := fn(out); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read results of %s: %w", importID, err)
+	}
+	return nil
+}
+
+// Number is the per-number projection served by GET /v1/numbers/{e164}.
+type Number struct {
+	E164      string          `json:"e164"`
+	Version   int64           `json:"version"`
+	FirstSeen time.Time       `json:"first_seen"`
+	LastSeen  time.Time       `json:"last_seen"`
+	Imports   []string        `json:"imports"`
+	Latest    json.RawMessage `json:"latest"`
+}
+
+// StoredEvent is one event of a per-number stream as served by the API.
+type StoredEvent struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Version    int64           `json:"version"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	ImportID   string          `json:"import_id"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Number returns a tenant's number, or domain.ErrNotFound.
+func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, error) {
+	var (
+		out         Number
+		first, last string
+		state       []byte
+	)
+	err := n.db.Read.QueryRowContext(ctx, n.db.Dialect.Rebind(
+		`SELECT version, first_seen, last_seen, state FROM numbers WHERE tenant = ? AND e164 = ?`), tenant, e164).
+		Scan(&out.Version, &first, &last, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Number{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return Number{}, fmt.Errorf("get number %s: %w", e164, err)
+	}
+	out.E164 = e164
+	out.Latest = state
+	if out.FirstSeen, err = parseTime(first); err != nil {
+		return Number{}, err
+	}
+	if out.LastSeen, err = parseTime(last); err != nil {
+		return Number{}, err
+	}
+	rows, err := n.db.Read.QueryContext(ctx, n.db.Dialect.Rebind(
+		`SELECT import_id FROM number_imports WHERE tenant = ? AND e164 = ? ORDER BY first_seen, import_id`), tenant, e164)
+	if err != nil {
+		return Number{}, fmt.Errorf("get imports of %s: %w", e164, err)
+	}
+	defer rows.Close()
+	out.Imports = []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return Number{}, fmt.Errorf("scan import of %s: %w", e164, err)
+		}
+		out.Imports = append(out.Imports, id)
+	}
+	return out, rows.Err()
+}
+
+// Events returns the events of a tenant's number stream ordered by version,
+// or domain.ErrNotFound when the stream has none.
+func (n *Numbers) Events(ctx context.Context, tenant, e164 string) ([]StoredEvent, error) {
+	rows, err := n.db.Read.QueryContext(ctx, n.db.Dialect.Rebind(
+		`SELECT id, type, version, occurred_at, import_id, data FROM number_events
+		 WHERE stream_id = ? ORDER BY version`), string(domain.NumberStream(tenant, e164)))
+	if err != nil {
+		return nil, fmt.Errorf("get events of %s: %w", e164, err)
+	}
+	defer rows.Close()
+	var out []StoredEvent
+	for rows.Next() {
+		var (
+			ev   StoredEvent
+			at   string
+			data []byte
+		)
+		if err := rows.Scan(&ev.ID, &ev.Type, &ev.Version, &at, &ev.ImportID, &data); err != nil {
+			return nil, fmt.Errorf("scan event of %s: %w", e164, err)
+		}
+		if ev.OccurredAt, err = parseTime(at); err != nil {
+			return nil, err
+		}
+		ev.Data = data
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events of %s: %w", e164, err)
+	}
+	if len(out) == 0 {
+		return nil, domain.ErrNotFound
+	}
+	return out, nil
+}

@@ -1,0 +1,95 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	watermillsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/phonepipe/phonepipe/transport/sqlitepubsub"
+	"github.com/phonepipe/phonepipe/transport/storage"
+)
+
+// Backend is a pub/sub implementation as the bus needs it.
+type Backend interface {
+	// Publisher publishes inside the unit of work carried by each message's
+	// context when there is one (so a handler's output commits with its
+	// effects), else on its own.
+	Publisher() message.Publisher
+	// Subscriber returns a subscriber in consumerGroup; batch is how many
+	// messages it may take at once.
+	Subscriber(consumerGroup string, batch int) (message.Subscriber, error)
+	// InitTopics creates what the topics need before anyone publishes.
+	InitTopics(ctx context.Context, topics []string) error
+}
+
+// SQLiteBackend is the embedded pub/sub: watermill-sql over the SQLite
+// database that also holds the projections, so consuming a message and
+// writing its effects is one transaction.
+type SQLiteBackend struct {
+	DB           *storage.DB
+	PollInterval time.Duration
+	AckDeadline  time.Duration
+	Logger       watermill.LoggerAdapter
+}
+
+// Publisher implements Backend.
+func (b SQLiteBackend) Publisher() message.Publisher {
+	return txPublisher{newPublisher: func(db watermillsql.ContextExecutor) (message.Publisher, error) {
+		return sqlitepubsub.NewPublisher(db, b.Logger)
+	}, db: b.DB}
+}
+
+// Subscriber implements Backend.
+func (b SQLiteBackend) Subscriber(consumerGroup string, batch int) (message.Subscriber, error) {
+	sub, err := sqlitepubsub.NewSubscriber(b.DB.Write, sqlitepubsub.SubscriberConfig{
+		ConsumerGroup: consumerGroup,
+		PollInterval:  b.PollInterval,
+		BatchSize:     batch,
+		AckDeadline:   b.AckDeadline,
+	}, b.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("subscriber for %s: %w", consumerGroup, err)
+	}
+	return sub, nil
+}
+
+// InitTopics implements Backend.
+func (b SQLiteBackend) InitTopics(ctx context.Context, topics []string) error {
+	for _, t := range topics {
+		if err := sqlitepubsub.InitializeTopic(ctx, b.DB.Write, t); err != nil {
+			return fmt.Errorf("initialize topic %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// txPublisher publishes in the transaction of the messages' context, or
+// directly on the database when there is none.
+type txPublisher struct {
+	newPublisher func(watermillsql.ContextExecutor) (message.Publisher, error)
+	db           *storage.DB
+}
+
+func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	var exec watermillsql.ContextExecutor = p.db.Write
+	if tx, ok := storage.TxFrom(msgs[0].Context()); ok {
+		exec = tx
+	}
+	pub, err := p.newPublisher(exec)
+	if err != nil {
+		return fmt.Errorf("publisher for %s: %w", topic, err)
+	}
+	if err := pub.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+func (p txPublisher) Close() error { return nil }

@@ -1,0 +1,253 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/cqrs"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/phonepipe/phonepipe/domain"
+)
+
+// Config configures a Bus.
+type Config struct {
+	Backend Backend
+	Logger  *slog.Logger
+	// MaxRetries bounds how often a failing message is retried before it
+	// goes to the poison queue. Default 5.
+	MaxRetries int
+	// RetryInterval is the first backoff interval. Default 100ms.
+	RetryInterval time.Duration
+	// BatchSize is how many messages a handler's subscriber takes at once,
+	// by handler name; DefaultBatchSize otherwise.
+	BatchSize map[string]int
+	// DrainTimeout bounds how long shutdown waits for in-flight handlers.
+	DrainTimeout time.Duration
+}
+
+// DefaultBatchSize is the subscriber batch of handlers not in Config.BatchSize.
+const DefaultBatchSize = 50
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 5
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = 100 * time.Millisecond
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Backend == nil {
+		return errors.New("bus: missing backend")
+	}
+	if c.MaxRetries < 0 {
+		return errors.New("bus: negative MaxRetries")
+	}
+	return nil
+}
+
+// Bus is the router with the CQRS command and event buses and processors.
+type Bus struct {
+	cfg       Config
+	logger    watermill.LoggerAdapter
+	router    *message.Router
+	events    *cqrs.EventBus
+	commands  *cqrs.CommandBus
+	eventProc *cqrs.EventProcessor
+	cmdProc   *cqrs.CommandProcessor
+	drainer   *Drainer
+	handlers  int
+}
+
+// Topics lists every topic the bus publishes to.
+func Topics() []string {
+	names := []string{domain.NameImportAccepted, domain.NameValidateJob, domain.NameNumbersRecorded,
+		domain.NameJobProjected, domain.NameImportProgressed, domain.NameImportCompleted}
+	out := make([]string, 0, len(names)+1)
+	for _, n := range names {
+		out = append(out, Topic(n))
+	}
+	return append(out, PoisonTopic)
+}
+
+// New builds the bus.
+func New(cfg Config) (*Bus, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{
+		slog.LevelInfo: slog.LevelDebug, // watermill's info is chatty
+	})
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.DrainTimeout}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("bus: router: %w", err)
+	}
+	b := &Bus{cfg: cfg, logger: logger, router: router, drainer: &Drainer{}}
+	if err := b.addMiddleware(); err != nil {
+		return nil, err
+	}
+	marshaler := cqrs.JSONMarshaler{GenerateName: cqrs.NamedStruct(cqrs.StructName)}
+	pub := cfg.Backend.Publisher()
+	b.events, err = cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
+		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return Topic(p.EventName), nil },
+		OnPublish: func(p cqrs.OnEventSendParams) error {
+			stampCorrelation(p.Message.Context(), p.Message)
+			return nil
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: event bus: %w", err)
+	}
+	b.commands, err = cqrs.NewCommandBusWithConfig(pub, cqrs.CommandBusConfig{
+		GeneratePublishTopic: func(p cqrs.CommandBusGeneratePublishTopicParams) (string, error) {
+			return Topic(p.CommandName), nil
+		},
+		OnSend: func(p cqrs.CommandBusOnSendParams) error {
+			stampCorrelation(p.Message.Context(), p.Message)
+			return nil
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: command bus: %w", err)
+	}
+	b.eventProc, err = cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
+		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
+			return Topic(p.EventName), nil
+		},
+		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return cfg.Backend.Subscriber(p.HandlerName, b.batch(p.HandlerName))
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: event processor: %w", err)
+	}
+	b.cmdProc, err = cqrs.NewCommandProcessorWithConfig(router, cqrs.CommandProcessorConfig{
+		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
+			return Topic(p.CommandName), nil
+		},
+		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return cfg.Backend.Subscriber(p.HandlerName, b.batch(p.HandlerName))
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: command processor: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Bus) batch(handler string) int {
+	if n, ok := b.cfg.BatchSize[handler]; ok && n > 0 {
+		return n
+	}
+	return DefaultBatchSize
+}
+
+// permanent reports errors that no retry can fix.
+func permanent(err error) bool {
+	return errors.Is(err, domain.ErrPermanent) || errors.Is(err, domain.ErrInvariant)
+}
+
+func (b *Bus) addMiddleware() error {
+	poison, err := middleware.PoisonQueueWithFilter(b.cfg.Backend.Publisher(), PoisonTopic, func(err error) bool {
+		return !errors.Is(err, ErrDraining)
+	})
+	if err != nil {
+		return fmt.Errorf("bus: poison queue: %w", err)
+	}
+	retry := middleware.Retry{
+		MaxRetries:      b.cfg.MaxRetries,
+		InitialInterval: b.cfg.RetryInterval,
+		MaxInterval:     5 * time.Second,
+		Multiplier:      2,
+		ShouldRetry: func(p middleware.RetryParams) bool {
+			return !permanent(p.Err) && !errors.Is(p.Err, ErrDraining)
+		},
+		Logger: b.logger,
+	}
+	// Outermost first.
+	b.router.AddMiddleware(
+		middleware.CorrelationID,
+		b.drainer.Middleware,
+		poison,
+		retry.Middleware,
+		middleware.Recoverer,
+		Savepoint,
+	)
+	return nil
+}
+
+// Events is the event bus.
+func (b *Bus) Events() *cqrs.EventBus { return b.events }
+
+// Commands is the command bus.
+func (b *Bus) Commands() *cqrs.CommandBus { return b.commands }
+
+// AddEventHandler registers an event handler; its name is its consumer group.
+func (b *Bus) AddEventHandler(h cqrs.EventHandler) error {
+	b.handlers++
+	return b.eventProc.AddHandlers(h)
+}
+
+// AddCommandHandler registers a command handler; its name is its consumer group.
+func (b *Bus) AddCommandHandler(h cqrs.CommandHandler) error {
+	b.handlers++
+	return b.cmdProc.AddHandlers(h)
+}
+
+// InitTopics prepares every topic on the backend.
+func (b *Bus) InitTopics(ctx context.Context) error {
+	return b.cfg.Backend.InitTopics(ctx, Topics())
+}
+
+// Running is closed once every handler is running.
+func (b *Bus) Running() chan struct{} { return b.router.Running() }
+
+// IsRunning reports whether the router is running (or has no handlers).
+func (b *Bus) IsRunning() bool {
+	return b.handlers == 0 || (b.router.IsRunning() && !b.router.IsClosed())
+}
+
+// Run runs the handlers until ctx is done, then drains in-flight handlers
+// and closes the router.
+func (b *Bus) Run(ctx context.Context) error {
+	if b.handlers == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- b.router.Run(context.Background()) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bus: router stopped: %w", err)
+	case <-ctx.Done():
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
+	defer cancel()
+	drainErr := b.drainer.Drain(drainCtx)
+	closeErr := b.router.Close()
+	<-errc
+	return errors.Join(drainErr, closeErr)
+}

@@ -1,0 +1,139 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/phonepipe/phonepipe/handlers"
+	"github.com/phonepipe/phonepipe/projections"
+	"github.com/phonepipe/phonepipe/transport/bus"
+	"github.com/phonepipe/phonepipe/transport/storage"
+	"github.com/phonepipe/phonepipe/transport/upload"
+)
+
+// Config configures the HTTP API.
+type Config struct {
+	DB      *storage.DB
+	Imports *projections.Imports
+	Results *projections.Results
+	Numbers *projections.Numbers
+	Uploads *storage.Uploads
+	// Events publishes ImportAccepted in the accepting transaction.
+	Events handlers.EventPublisher
+	// APIKeys are the accepted keys; empty means auth is off.
+	APIKeys []APIKey
+	// Limits bound uploads.
+	Limits upload.Limits
+	// TempDir is where uploads are spooled before they are stored.
+	TempDir string
+	// DefaultRegion is the server's --default-region.
+	DefaultRegion string
+	// Ready reports whether the backend is reachable and handlers run.
+	Ready func(ctx context.Context) error
+	// Extra mounts more routes (live progress, webhooks, pages) on the mux;
+	// they run behind authentication when their pattern starts with /v1/.
+	Extra  []Route
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Route is an additional route.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.TempDir == "" {
+		c.TempDir = os.TempDir()
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.DB == nil || c.Imports == nil || c.Results == nil || c.Numbers == nil || c.Uploads == nil || c.Events == nil {
+		return errors.New("httpapi: missing store or publisher")
+	}
+	return nil
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New builds the API.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	api := func(pattern string, h http.HandlerFunc) {
+		s.mux.Handle(pattern, s.authenticate(h))
+	}
+	api("POST /v1/imports", s.postImport)
+	api("GET /v1/imports/{id}", s.getImport)
+	api("GET /v1/imports/{id}/results", s.getResults)
+	api("GET /v1/numbers/{e164}", s.getNumber)
+	api("GET /v1/numbers/{e164}/events", s.getNumberEvents)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	for _, r := range cfg.Extra {
+		if len(r.Pattern) > 0 && containsV1(r.Pattern) {
+			s.mux.Handle(r.Pattern, s.authenticate(r.Handler))
+		} else {
+			s.mux.Handle(r.Pattern, r.Handler)
+		}
+	}
+	return s, nil
+}
+
+func containsV1(pattern string) bool {
+	for i := 0; i+4 <= len(pattern); i++ {
+		if pattern[i:i+4] == "/v1/" {
+			return true
+		}
+	}
+	return false
+}
+
+// Handler is the root handler, with request ids and correlation ids.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = newID("req")
+		}
+		w.Header().Set("X-Request-Id", id)
+		s.mux.ServeHTTP(w, r.WithContext(bus.WithCorrelationID(r.Context(), id)))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,102 @@
+package live
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSlowConsumerIsDisconnected(t *testing.T) {
+	e := newEnv(t, Config{
+		CoalesceInterval: 2 * time.Millisecond,
+		ClientQueue:      4,
+		WriteWait:        500 * time.Millisecond,
+	})
+	p := e.pipeline(t, "imp1")
+	p.padding = strings.Repeat("x", 128<<10) // big messages fill socket buffers fast
+
+	slow := e.dial(t, "imp1", 0) // never reads until it has been dropped
+	fast := e.dial(t, "imp1", 0)
+	colFast := collect(t, fast)
+	waitFor(t, "both registered", func() bool { return e.hub.Clients() == 2 })
+
+	// Publish until the slow client is dropped; Publish must never block.
+	var (
+		latest     Update
+		maxPublish time.Duration
+	)
+	deadline := time.Now().Add(20 * time.Second)
+	for e.hub.Clients() == 2 {
+		require.True(t, time.Now().Before(deadline), "slow client never dropped")
+		latest = p.update(latest.Seq+1, false)
+		start := time.Now()
+		e.hub.Publish(latest)
+		maxPublish = max(maxPublish, time.Since(start))
+		time.Sleep(500 * time.Microsecond)
+	}
+	t.Logf("slow client dropped after %d updates; slowest Publish %v", latest.Seq, maxPublish)
+	require.Less(t, maxPublish, 100*time.Millisecond, "Publish must not block on clients")
+
+	// The fast client keeps receiving.
+	for i := 0; i < 5; i++ {
+		latest = p.progress(latest.Seq + 1)
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "fast client got the latest state", func() bool {
+		m, ok := colFast.last()
+		return ok && m.Seq == latest.Seq
+	})
+	require.Equal(t, 1, e.hub.Clients())
+
+	// The slow client finds its connection closed once it reads again: with
+	// 1013 "slow consumer" if the close frame got through the full socket,
+	// otherwise by the write timeout dropping the TCP connection.
+	var err error
+	for err == nil {
+		_, err = readMsg(t, slow)
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		require.Equal(t, websocket.CloseTryAgainLater, ce.Code)
+		require.Equal(t, "slow consumer", ce.Text)
+	}
+	t.Logf("slow client ended with: %v", err)
+
+	final := p.complete(latest.Seq)
+	msgs, err := colFast.wait(t)
+	requireValidStream(t, msgs, err, true)
+	require.Equal(t, final.Seq, msgs[len(msgs)-1].Seq)
+}
+
+// A client that is only briefly behind (its queue overflows while its
+// connection is fine) gets the 1013 close frame.
+func TestQueueOverflowSendsTryAgainLater(t *testing.T) {
+	e := newEnv(t, Config{CoalesceInterval: time.Hour, ClientQueue: 1})
+	e.pipeline(t, "imp1")
+	conn := e.dial(t, "imp1", 0)
+	require.Equal(t, typeSnapshot, mustRead(t, conn).Type)
+
+	// Fill the queue directly under the hub lock (so the writer cannot drain
+	// it in between), then overflow it.
+	e.hub.mu.Lock()
+	for _, tp := range e.hub.topics {
+		for c := range tp.clients {
+			for len(c.send) < cap(c.send) {
+				c.send <- queued{seq: 0} // skipped by the writer (seq ≤ snapshot)
+			}
+		}
+		e.hub.deliverLocked(tp, queued{seq: 99})
+	}
+	e.hub.mu.Unlock()
+
+	_, err := readUntilClosed(t, conn)
+	var ce *websocket.CloseError
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	require.Equal(t, websocket.CloseTryAgainLater, ce.Code)
+	require.Equal(t, "slow consumer", ce.Text)
+	require.Zero(t, e.hub.Clients())
+}

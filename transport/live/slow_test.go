@@ -53,17 +53,15 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	require.Equal(t, 1, e.hub.Clients())
 
 	// The slow client finds its connection closed once it reads again: with
-	// 1013 "slow consumer" if the close frame got through the full socket,
-	// otherwise by the write timeout dropping the TCP connection.
+	// 1013 "slow consumer" if the close frame got through, or abruptly (1006)
+	// if the server's writer was stuck on the full socket and timed out.
 	var err error
 	for err == nil {
 		_, err = readMsg(t, slow)
 	}
 	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		require.Equal(t, websocket.CloseTryAgainLater, ce.Code)
-		require.Equal(t, "slow consumer", ce.Text)
-	}
+	require.True(t, errors.As(err, &ce), "got %v", err)
+	require.Contains(t, []int{websocket.CloseTryAgainLater, websocket.CloseAbnormalClosure}, ce.Code)
 	t.Logf("slow client ended with: %v", err)
 
 	final := p.complete(latest.Seq)

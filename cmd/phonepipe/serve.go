@@ -20,6 +20,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 		cfg      app.Config
 		roles    string
 		logLevel string
+		origins  string
+		schedule string
 	)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "where the embedded backend keeps its files")
@@ -31,6 +33,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	fs.IntVar(&cfg.MaxRows, "max-rows", 1_000_000, "most data rows one import may have (more gets 422)")
 	fs.IntVar(&cfg.JobSize, "job-size", 500, "rows per validation job")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 50*time.Millisecond, "how often idle SQL subscribers look for new messages")
+	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "tenant signing secret, whsec_ + base64 (default: generated once per tenant and persisted)")
+	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhook targets on loopback/private addresses (development only)")
+	fs.StringVar(&schedule, "webhook-schedule", "", "comma-separated webhook retry delays (default 0s,5s,5m,30m,2h,5h,10h,10h)")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated origins allowed to open live-progress WebSockets (default same-origin)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseWithEnv(fs, args, env); err != nil {
 		return err
@@ -39,6 +45,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	if cfg.Roles, err = app.ParseRoles(roles); err != nil {
 		return fmt.Errorf("--roles: %w", err)
 	}
+	if cfg.WebhookSchedule, err = parseDurations(schedule); err != nil {
+		return fmt.Errorf("--webhook-schedule: %w", err)
+	}
+	cfg.AllowedOrigins = splitList(origins)
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
 		return err
 	}
@@ -69,4 +79,31 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseDurations parses a comma-separated list of durations.
+func parseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, p := range splitList(s) {
+		d, err := time.ParseDuration(p)
+		if err != nil {
+			return nil, err
+		}
+		if d < 0 {
+			return nil, fmt.Errorf("negative delay %s", p)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

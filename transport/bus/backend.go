@@ -22,6 +22,10 @@ type Backend interface {
 	// Subscriber returns a subscriber in consumerGroup; batch is how many
 	// messages it may take at once.
 	Subscriber(consumerGroup string, batch int) (message.Subscriber, error)
+	// BroadcastSubscriber returns a subscriber in a consumer group of its
+	// own that starts at the end of each topic: every process gets every
+	// message published from then on (live fan-out), and none of history.
+	BroadcastSubscriber(group string) (message.Subscriber, error)
 	// InitTopics creates what the topics need before anyone publishes.
 	InitTopics(ctx context.Context, topics []string) error
 }
@@ -55,6 +59,40 @@ func (b SQLiteBackend) Subscriber(consumerGroup string, batch int) (message.Subs
 		return nil, fmt.Errorf("subscriber for %s: %w", consumerGroup, err)
 	}
 	return sub, nil
+}
+
+// BroadcastSubscriber implements Backend: before subscribing to a topic it
+// records the group's offset as the topic's last message.
+func (b SQLiteBackend) BroadcastSubscriber(group string) (message.Subscriber, error) {
+	inner, err := b.Subscriber(group, DefaultBatchSize)
+	if err != nil {
+		return nil, err
+	}
+	return seekingSubscriber{Subscriber: inner, seek: func(ctx context.Context, topic string) error {
+		if err := sqlitepubsub.InitializeTopic(ctx, b.DB.Write, topic); err != nil {
+			return err
+		}
+		_, err := b.DB.Write.ExecContext(ctx, `INSERT INTO `+sqlitepubsub.OffsetsTable(topic)+
+			` (consumer_group, offset_acked) VALUES (?, (SELECT COALESCE(MAX("offset"), 0) FROM `+
+			sqlitepubsub.MessagesTable(topic)+`)) ON CONFLICT DO NOTHING`, group)
+		if err != nil {
+			return fmt.Errorf("seek %s to the end of %s: %w", group, topic, err)
+		}
+		return nil
+	}}, nil
+}
+
+// seekingSubscriber positions its consumer group before subscribing.
+type seekingSubscriber struct {
+	message.Subscriber
+	seek func(ctx context.Context, topic string) error
+}
+
+func (s seekingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.seek(ctx, topic); err != nil {
+		return nil, err
+	}
+	return s.Subscriber.Subscribe(ctx, topic)
 }
 
 // InitTopics implements Backend.

@@ -69,6 +69,8 @@ type Bus struct {
 	commands  *cqrs.CommandBus
 	eventProc *cqrs.EventProcessor
 	cmdProc   *cqrs.CommandProcessor
+	liveProc  *cqrs.EventProcessor
+	salvage   *cqrs.CommandProcessor
 	drainer   *Drainer
 	handlers  int
 }
@@ -142,6 +144,32 @@ func New(cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: event processor: %w", err)
 	}
+	b.liveProc, err = cqrs.NewEventProcessorWithConfig(router, cqrs.EventProcessorConfig{
+		GenerateSubscribeTopic: func(p cqrs.EventProcessorGenerateSubscribeTopicParams) (string, error) {
+			return Topic(p.EventName), nil
+		},
+		SubscriberConstructor: func(p cqrs.EventProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return cfg.Backend.BroadcastSubscriber(p.HandlerName)
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: broadcast processor: %w", err)
+	}
+	b.salvage, err = cqrs.NewCommandProcessorWithConfig(router, cqrs.CommandProcessorConfig{
+		GenerateSubscribeTopic: func(cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
+			return PoisonTopic, nil
+		},
+		SubscriberConstructor: func(p cqrs.CommandProcessorSubscriberConstructorParams) (message.Subscriber, error) {
+			return cfg.Backend.Subscriber(p.HandlerName, b.batch(p.HandlerName))
+		},
+		Marshaler: marshaler,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: poison processor: %w", err)
+	}
 	b.cmdProc, err = cqrs.NewCommandProcessorWithConfig(router, cqrs.CommandProcessorConfig{
 		GenerateSubscribeTopic: func(p cqrs.CommandProcessorGenerateSubscribeTopicParams) (string, error) {
 			return Topic(p.CommandName), nil
@@ -192,11 +220,26 @@ func (b *Bus) addMiddleware() error {
 		middleware.CorrelationID,
 		b.drainer.Middleware,
 		poison,
+		b.poisonTerminal,
 		retry.Middleware,
 		middleware.Recoverer,
 		Savepoint,
 	)
 	return nil
+}
+
+// poisonTerminal keeps the poison queue from feeding itself: a handler of
+// the poison topic that still fails logs the message and moves on (the
+// message stays in the poison log for `dlq` inspection).
+func (b *Bus) poisonTerminal(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if err != nil && message.SubscribeTopicFromCtx(msg.Context()) == PoisonTopic && !errors.Is(err, ErrDraining) {
+			b.logger.Error("poison queue message could not be salvaged", err, watermill.LogFields{"message_uuid": msg.UUID})
+			return nil, nil
+		}
+		return out, err
+	}
 }
 
 // Events is the event bus.
@@ -209,6 +252,21 @@ func (b *Bus) Commands() *cqrs.CommandBus { return b.commands }
 func (b *Bus) AddEventHandler(h cqrs.EventHandler) error {
 	b.handlers++
 	return b.eventProc.AddHandlers(h)
+}
+
+// AddBroadcastHandler registers an event handler that sees every event
+// published after this process started, whatever other processes do: its
+// name must be unique per process. Use it for in-process fan-out only.
+func (b *Bus) AddBroadcastHandler(h cqrs.EventHandler) error {
+	b.handlers++
+	return b.liveProc.AddHandlers(h)
+}
+
+// AddPoisonCommandHandler registers a handler for commands of its type that
+// landed in the poison queue; messages of other types there are skipped.
+func (b *Bus) AddPoisonCommandHandler(h cqrs.CommandHandler) error {
+	b.handlers++
+	return b.salvage.AddHandlers(h)
 }
 
 // AddCommandHandler registers a command handler; its name is its consumer group.

@@ -12,7 +12,9 @@ import (
 	"github.com/phonepipe/phonepipe/projections"
 	"github.com/phonepipe/phonepipe/transport/bus"
 	"github.com/phonepipe/phonepipe/transport/storage"
+	"github.com/phonepipe/phonepipe/transport/live"
 	"github.com/phonepipe/phonepipe/transport/upload"
+	"github.com/phonepipe/phonepipe/transport/webhooks"
 )
 
 // Config configures the HTTP API.
@@ -32,6 +34,10 @@ type Config struct {
 	TempDir string
 	// DefaultRegion is the server's --default-region.
 	DefaultRegion string
+	// Webhooks, when set, serves the subscription and delivery routes.
+	Webhooks *webhooks.Store
+	// Live, when set, serves live progress over WebSocket.
+	Live *live.Hub
 	// Ready reports whether the backend is reachable and handlers run.
 	Ready func(ctx context.Context) error
 	// Extra mounts more routes (live progress, webhooks, pages) on the mux;
@@ -89,6 +95,16 @@ func New(cfg Config) (*Server, error) {
 	api("GET /v1/imports/{id}/results", s.getResults)
 	api("GET /v1/numbers/{e164}", s.getNumber)
 	api("GET /v1/numbers/{e164}/events", s.getNumberEvents)
+	if cfg.Live != nil {
+		api("GET /v1/imports/{id}/progress", s.getProgress)
+	}
+	if cfg.Webhooks != nil {
+		api("POST /v1/webhooks", s.postWebhook)
+		api("GET /v1/webhooks", s.listWebhooks)
+		api("DELETE /v1/webhooks/{id}", s.deleteWebhook)
+		api("GET /v1/webhooks/{id}/deliveries", s.listDeliveries)
+		api("POST /v1/webhooks/{id}/deliveries/{delivery_id}/resend", s.resendDelivery)
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	for _, r := range cfg.Extra {

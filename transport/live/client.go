@@ -130,7 +130,8 @@ func (c *client) writeLoop(first Update, since int64) {
 			}
 			floor = q.seq
 		case <-ping.C:
-			if err := c.write(websocket.PingMessage, nil); err != nil {
+			deadline := time.Now().Add(c.hub.cfg.WriteWait)
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
 				c.log.Debug("live: write ping", "remote", c.remote, "err", err)
 				return
 			}

@@ -24,7 +24,9 @@ type Config struct {
 	CoalesceInterval time.Duration
 	// ClientQueue bounds each client's send queue. A client whose queue is
 	// full is disconnected (close 1013 "slow consumer") instead of blocking
-	// Publish or other clients. Default 32.
+	// Publish or other clients. If the client's socket is full too, the close
+	// frame cannot be sent and the connection is dropped when the pending
+	// write times out (WriteWait). Default 32.
 	ClientQueue int
 	// PingInterval is how often the server pings each client. Default 20s.
 	// It is lowered to 9/10 of PongWait if not below PongWait.

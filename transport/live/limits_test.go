@@ -37,6 +37,7 @@ func TestPingKeepsAliveAndTimeoutDrops(t *testing.T) {
 	alive := e.dial(t, "imp1", 0) // default ping handler answers with pongs
 	colAlive := collect(t, alive)
 
+	start := time.Now() // the server's read deadline starts after this
 	dead := e.dial(t, "imp1", 0)
 	pings := make(chan struct{}, 100)
 	dead.SetPingHandler(func(string) error { // swallow pings, never pong
@@ -46,14 +47,13 @@ func TestPingKeepsAliveAndTimeoutDrops(t *testing.T) {
 		}
 		return nil
 	})
-	start := time.Now()
 	colDead := collect(t, dead)
 	waitFor(t, "both registered", func() bool { return e.hub.Clients() == 2 })
 
 	waitFor(t, "dead client dropped", func() bool { return e.hub.Clients() == 1 })
 	took := time.Since(start)
 	t.Logf("non-ponging client dropped after %v (PongWait %v)", took, pongWait)
-	require.GreaterOrEqual(t, took, pongWait*9/10)
+	require.GreaterOrEqual(t, took, pongWait)
 	require.NotEmpty(t, pings, "server must have pinged")
 	msgs, err := colDead.wait(t)
 	require.Error(t, err)

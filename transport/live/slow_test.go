@@ -70,31 +70,30 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	require.Equal(t, final.Seq, msgs[len(msgs)-1].Seq)
 }
 
-// A client that is only briefly behind (its queue overflows while its
-// connection is fine) gets the 1013 close frame.
+// A client whose queue overflows while its connection is healthy (here: its
+// writer has not started because the snapshot is still loading) is closed
+// with 1013 "slow consumer".
 func TestQueueOverflowSendsTryAgainLater(t *testing.T) {
-	e := newEnv(t, Config{CoalesceInterval: time.Hour, ClientQueue: 1})
-	e.pipeline(t, "imp1")
-	conn := e.dial(t, "imp1", 0)
-	require.Equal(t, typeSnapshot, mustRead(t, conn).Type)
+	e := newEnv(t, Config{CoalesceInterval: 2 * time.Millisecond, ClientQueue: 1})
+	p := e.pipeline(t, "imp1")
+	loaded, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	e.srv.Config.Handler = slowSnapshotHandler(e, false, loaded, release)
 
-	// Fill the queue directly under the hub lock (so the writer cannot drain
-	// it in between), then overflow it.
-	e.hub.mu.Lock()
-	for _, tp := range e.hub.topics {
-		for c := range tp.clients {
-			for len(c.send) < cap(c.send) {
-				c.send <- queued{seq: 0} // skipped by the writer (seq ≤ snapshot)
-			}
-		}
-		e.hub.deliverLocked(tp, queued{seq: 99})
+	conns := make(chan *websocket.Conn, 1)
+	go func() { conns <- e.dial(t, "imp1", 0) }()
+	<-loaded
+	for i := int64(1); e.hub.Clients() == 1; i++ {
+		require.Less(t, i, int64(5000), "client never dropped")
+		p.progress(i)
+		time.Sleep(3 * time.Millisecond)
 	}
-	e.hub.mu.Unlock()
 
-	_, err := readUntilClosed(t, conn)
+	conn := <-conns
+	msgs, err := readUntilClosed(t, conn)
+	require.Empty(t, msgs)
 	var ce *websocket.CloseError
 	require.True(t, errors.As(err, &ce), "got %v", err)
 	require.Equal(t, websocket.CloseTryAgainLater, ce.Code)
 	require.Equal(t, "slow consumer", ce.Text)
-	require.Zero(t, e.hub.Clients())
 }

@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	// Registers the pure Go "sqlite" database/sql driver.
-	_ "modernc.org/sqlite"
+	"modernc.org/sqlite"
 )
 
 // driverName is the database/sql driver name of modernc.org/sqlite.
@@ -39,6 +38,15 @@ const busyTimeout = 10 * time.Second
 //     with every other writer (see the package documentation). Transactions
 //     begun with sql.TxOptions{ReadOnly: true} use a plain deferred BEGIN.
 //
+// In addition, the pool queues its own writers in first-come, first-served
+// order before they ask SQLite for the write lock: read-write transactions
+// (held until they end) and Exec calls outside a transaction. SQLite's busy
+// handler just sleeps and retries, so without that queue a subscriber
+// draining a backlog — it commits a batch and immediately begins the next —
+// would starve every other writer until their busy_timeout expired. Queries
+// and read-only transactions do not queue. (*sql.Conn).Raw yields a wrapper
+// whose Unwrap() driver.Conn method returns the modernc.org/sqlite connection.
+//
 // The returned pool is also a valid watermillsql.Beginner and
 // watermillsql.ContextExecutor.
 func OpenDB(path string) (*sql.DB, error) {
@@ -54,10 +62,11 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := sql.Open(driverName, dsn)
+	connector, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
+	db := sql.OpenDB(gatedConnector{Connector: connector, gate: newWriteGate()})
 	// Writers are serialized by SQLite anyway; keep a few idle connections so
 	// that bursts of concurrent publishers do not reopen (and re-configure)
 	// connections all the time.

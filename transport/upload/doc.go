@@ -67,8 +67,8 @@
 // "numbers":["..."]} or the same with "rows":[{"number":"...",
 // "region":"HU","ref":"crm-1"}]. It is read with a streaming token walk, so a
 // huge array never sits in memory. Unknown keys are ignored, at the top level
-// and in row objects; duplicate top-level keys, duplicate keys in a row
-// object, values of the wrong type (with the row index and line), a row
+// and in row objects; duplicate top-level keys, a repeated number, region or
+// ref key in a row object, values of the wrong type (with the row index and line), a row
 // object without "number", and both "numbers" and "rows" in one upload are
 // invalid_json. "region", "ref" and the top-level options may be null, which
 // means absent. Syntax errors are malformed_json with the line and byte
@@ -85,8 +85,9 @@
 // application/octet-stream, application/vnd.ms-excel as sent by browsers on
 // Windows, or none) the file name extension decides: .csv and .txt are CSV,
 // .json is JSON, and text/plain with any other name is CSV. Fields
-// default_region and webhook_url may come before or after the file part.
-// Other parts are ignored.
+// default_region and webhook_url may come before or after the file part; each
+// may appear once and be at most MaxLineBytes long. Other parts are ignored.
+// Limits.MaxBytes bounds the whole form, not just the file.
 //
 // # Options
 //

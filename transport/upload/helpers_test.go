@@ -118,6 +118,6 @@ func nums(first int, numbers ...string) []Row {
 
 // e400 and friends shorten expectations.
 func e400(code string, line int) *wantErr { return &wantErr{Status: 400, Code: code, Line: line} }
-func e413() *wantErr                       { return &wantErr{Status: 413, Code: CodePayloadTooLarge} }
-func e415() *wantErr                       { return &wantErr{Status: 415, Code: CodeUnsupportedMediaType} }
+func e413() *wantErr                      { return &wantErr{Status: 413, Code: CodePayloadTooLarge} }
+func e415() *wantErr                      { return &wantErr{Status: 415, Code: CodeUnsupportedMediaType} }
 func e422(code string, line int) *wantErr { return &wantErr{Status: 422, Code: code, Line: line} }

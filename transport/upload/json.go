@@ -62,7 +62,10 @@ func walkJSON(src *io.SectionReader, lim Limits, fn func(Row) error) (walkResult
 		if err != nil {
 			return res, err
 		}
-		key := tok.(string) // the decoder only returns strings as object keys
+		key, ok := tok.(string)
+		if !ok { // cannot happen: the decoder returns object keys as strings
+			return res, badRequest(CodeMalformedJSON, w.line(), "expected an object key, found %s", describeToken(tok))
+		}
 		if _, dup := keys[key]; dup {
 			return res, badRequest(CodeInvalidJSON, w.line(), "duplicate key %q in the JSON object", key)
 		}
@@ -212,7 +215,10 @@ func (w *jsonWalker) rowObject(i int) error {
 		if err != nil {
 			return err
 		}
-		key := tok.(string)
+		key, ok := tok.(string)
+		if !ok { // cannot happen: the decoder returns object keys as strings
+			return badRequest(CodeMalformedJSON, w.line(), "expected an object key, found %s", describeToken(tok))
+		}
 		slot := -1
 		switch key {
 		case "number":

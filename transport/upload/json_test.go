@@ -35,10 +35,10 @@ func TestDecodeJSON(t *testing.T) {
 			want: []Row{{2, "+3611111", "HU", "crm-1"}, {3, "+4915112345678", "", "crm-2"}, {4, "+3633333", "", ""}},
 		},
 		{
-			name: "BOM and charset",
-			body: "\ufeff{\"numbers\":[\"+3611111\"]}",
+			name:  "BOM and charset",
+			body:  "\ufeff{\"numbers\":[\"+3611111\"]}",
 			ctype: "application/json; charset=utf-8",
-			want: nums(1, "+3611111"),
+			want:  nums(1, "+3611111"),
 		},
 		{
 			name: "unknown top-level keys are ignored",

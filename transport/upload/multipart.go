@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime/multipart"
@@ -34,11 +35,17 @@ func spoolMultipart(dst io.Writer, in io.Reader, body *bodyReader, boundary stri
 		return badRequest(CodeMalformedMultipart, 0, "%s", msg).withCause(err)
 	}
 
-	mr := multipart.NewReader(in, boundary)
+	end := newEndFinder(in, "--"+boundary+"--")
+	mr := multipart.NewReader(end, boundary)
 	seenFile := false
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
+			if !end.found {
+				// NextPart also says io.EOF when the body stops inside a
+				// part's header.
+				return res, malformed(io.ErrUnexpectedEOF)
+			}
 			break
 		}
 		if err != nil {
@@ -103,4 +110,42 @@ func readField(p *multipart.Part, max int) (string, error) {
 			"the form field %q is longer than %d bytes", p.FormName(), max)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// endFinder passes a reader through and notes whether the final multipart
+// delimiter has gone by, which mime/multipart does not tell.
+type endFinder struct {
+	r     io.Reader
+	pat   []byte
+	tail  []byte // the last len(pat)-1 bytes read, and room to join more
+	found bool
+}
+
+// newEndFinder returns an endFinder looking for pattern in r.
+func newEndFinder(r io.Reader, pattern string) *endFinder {
+	return &endFinder{r: r, pat: []byte(pattern), tail: make([]byte, 0, 2*len(pattern))}
+}
+
+// Read reads from the underlying reader, scanning what passes.
+func (f *endFinder) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if n > 0 && !f.found {
+		f.scan(p[:n])
+	}
+	return n, err
+}
+
+// scan looks for the pattern in b and across the join with earlier bytes.
+func (f *endFinder) scan(b []byte) {
+	k := len(f.pat) - 1
+	joined := append(f.tail, b[:min(k, len(b))]...)
+	if bytes.Contains(joined, f.pat) || bytes.Contains(b, f.pat) {
+		f.found = true
+		return
+	}
+	if len(b) >= k {
+		f.tail = append(f.tail[:0], b[len(b)-k:]...)
+	} else {
+		f.tail = append(f.tail[:0], joined[max(0, len(joined)-k):]...)
+	}
 }

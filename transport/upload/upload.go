@@ -72,6 +72,10 @@ type Upload struct {
 // for a body larger than lim.MaxBytes, also when the caller wrapped r.Body in
 // its own http.MaxBytesReader); any other error is a server-side failure. On
 // success the caller must Close the Upload. Decode does not close r.Body.
+//
+// Decode has no http.ResponseWriter, so it cannot tell the server to close
+// the connection after an oversized body; a handler that wants that wraps
+// r.Body in http.MaxBytesReader(w, r.Body, lim.MaxBytes) before calling.
 func Decode(r *http.Request, tempDir string, lim Limits) (*Upload, error) {
 	lim = lim.withDefaults()
 	kind, boundary, err := requestKind(r)

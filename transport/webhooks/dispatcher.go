@@ -42,7 +42,8 @@ type DispatcherConfig struct {
 	// Logger receives delivery logs. Default slog.Default().
 	Logger *slog.Logger
 	// OnAttempt, if set, is called after each recorded attempt with
-	// OutcomeSuccess, OutcomeFailure, OutcomeGone or OutcomeRateLimited.
+	// OutcomeSuccess, OutcomeFailure, OutcomeGone or OutcomeRateLimited. It may
+	// be called from several goroutines at once.
 	OnAttempt func(outcome string)
 }
 
@@ -117,6 +118,7 @@ func NewDispatcher(s *Store, cfg DispatcherConfig) (*Dispatcher, error) {
 // errors are logged and retried at the next poll.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	defer d.client.CloseIdleConnections()
 	defer wg.Wait()
 	slots := make(chan struct{}, d.cfg.Concurrency)
 	freed := make(chan struct{}, 1)

@@ -77,7 +77,7 @@ func TestTenantSecret(t *testing.T) {
 	}
 	// Persisted: the same from this store and from another process's store.
 	again, _ := s.TenantSecret(ctx, "acme", "")
-	other, err := NewStore(openDB(t, path), DialectSQLite).TenantSecret(ctx, "acme", "")
+	other, err := NewStore(openDB(t, path), s.dialect).TenantSecret(ctx, "acme", "")
 	if err != nil || again != first || other != first {
 		t.Fatalf("secrets differ: %q %q %q (%v)", first, again, other, err)
 	}
@@ -250,7 +250,7 @@ func TestTenantIsolation(t *testing.T) {
 		t.Fatalf("ListDeliveries of a deleted subscription: %v", err)
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_deliveries WHERE subscription_id = ?`, sub.ID).Scan(&n); err != nil || n != 0 {
+	if err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM webhook_deliveries WHERE subscription_id = ?`, sub.ID).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d deliveries of the deleted subscription remain (%v)", n, err)
 	}
 	onlyDelivery(t, s, "acme", "")
@@ -262,7 +262,7 @@ func TestResendMakesDeliveryDueNow(t *testing.T) {
 	sub, _ := s.CreateSubscription(ctx, "acme", "https://example.com/a", []string{"import.completed"})
 	enqueue(t, s, testEvent("evt_1", "acme", "import.completed"), "")
 	d := onlyDelivery(t, s, "acme", sub.ID)
-	if _, err := s.db.ExecContext(ctx, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, schedule_index = 7 WHERE id = ?`, d.ID); err != nil {
+	if _, err := s.exec(ctx, s.db, `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, schedule_index = 7 WHERE id = ?`, d.ID); err != nil {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-time.Millisecond)

@@ -9,17 +9,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/handlers"
 	"github.com/phonepipe/phonepipe/projections"
 	"github.com/phonepipe/phonepipe/transport/bus"
 	"github.com/phonepipe/phonepipe/transport/httpapi"
+	"github.com/phonepipe/phonepipe/transport/live"
 	"github.com/phonepipe/phonepipe/transport/storage"
 	"github.com/phonepipe/phonepipe/transport/upload"
+	"github.com/phonepipe/phonepipe/transport/webhooks"
 )
 
 // App is one running phonepipe process.
@@ -30,6 +36,9 @@ type App struct {
 	bus      *bus.Bus
 	server   *http.Server
 	listener net.Listener
+	hooks    *webhooks.Store
+	hub      *live.Hub
+	dispatch *webhooks.Dispatcher
 }
 
 // New opens the backend and wires the roles of cfg.
@@ -68,9 +77,17 @@ func (a *App) open(ctx context.Context) error {
 	if err := projections.Migrate(ctx, db); err != nil {
 		return errors.Join(err, db.Close())
 	}
+	a.hooks = webhooks.NewStore(db.Write, webhooks.Dialect(db.Dialect))
+	if err := a.hooks.Migrate(ctx); err != nil {
+		return errors.Join(err, db.Close())
+	}
+	if err := a.hooks.EnsureTenantSecrets(ctx, a.tenants(), a.cfg.WebhookSecret); err != nil {
+		return errors.Join(err, db.Close())
+	}
 	b, err := bus.New(bus.Config{
 		Backend: bus.SQLiteBackend{DB: db, PollInterval: a.cfg.PollInterval, AckDeadline: 10 * time.Minute},
-		Logger:  a.logger,
+		Logger:     a.logger,
+		MaxRetries: a.cfg.MaxRetries,
 		// A validation job is CPU-heavy and holds the single SQLite writer
 		// while it runs; small batches keep the writer free for uploads.
 		BatchSize: map[string]int{handlers.ValidatorName: 2, handlers.SplitterName: 1},
@@ -95,8 +112,11 @@ func (a *App) wire() error {
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
 	}
 	if a.cfg.has(RoleValidate) {
-		h := handlers.Validator{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events, Dedupe: handled}
+		h := handlers.Validator{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events,
+			Dedupe: handled, Enrich: a.cfg.enrich}
 		errs = append(errs, a.bus.AddCommandHandler(cqrs.NewCommandHandler(h.HandlerName(), h.Handle)))
+		s := handlers.Salvager{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events, Dedupe: handled}
+		errs = append(errs, a.bus.AddPoisonCommandHandler(cqrs.NewCommandHandler(s.HandlerName(), s.Handle)))
 	}
 	if a.cfg.has(RoleProject) {
 		h := handlers.Projector{Numbers: projections.NewNumbers(a.db), Events: events, Dedupe: handled}
@@ -105,6 +125,25 @@ func (a *App) wire() error {
 	if a.cfg.has(RoleAggregate) {
 		h := handlers.Aggregator{Imports: imports, Events: events, Dedupe: handled}
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+	}
+	if a.cfg.has(RoleNotify) {
+		h := handlers.Notifier{Dedupe: handled, Outbox: webhooks.CompletionOutbox{
+			Store: a.hooks, Secret: a.cfg.WebhookSecret, CorrelationID: bus.CorrelationIDFrom}}
+		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+		d, err := webhooks.NewDispatcher(a.hooks, webhooks.DispatcherConfig{
+			Schedule: a.cfg.WebhookSchedule, AllowPrivate: a.cfg.WebhookAllowPrivate, Logger: a.logger})
+		errs = append(errs, err)
+		a.dispatch = d
+	}
+	if a.cfg.has(RoleAPI) {
+		a.hub = live.NewHub(live.Config{AllowedOrigins: a.cfg.AllowedOrigins, Logger: a.logger})
+		feed := handlers.LiveFeed{Sink: hubSink{hub: a.hub}}
+		// A consumer group of this process's own: every API process sees
+		// every progress event, wherever the aggregator runs.
+		group := "live-" + strings.ToLower(watermill.NewULID())
+		errs = append(errs,
+			a.bus.AddBroadcastHandler(cqrs.NewEventHandler(group+"-progress", feed.HandleProgressed)),
+			a.bus.AddBroadcastHandler(cqrs.NewEventHandler(group+"-completed", feed.HandleCompleted)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("register handlers: %w", err)
@@ -129,6 +168,8 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 		TempDir:       filepath.Join(a.cfg.DataDir, "tmp"),
 		DefaultRegion: a.cfg.DefaultRegion,
 		Ready:         a.ready,
+		Webhooks:      a.hooks,
+		Live:          a.hub,
 		Logger:        a.logger,
 	})
 	if err != nil {
@@ -149,6 +190,30 @@ func (a *App) listen() error {
 	}
 	a.listener = ln
 	return nil
+}
+
+// tenants lists the tenants of --api-keys, or the default one.
+func (a *App) tenants() []string {
+	keys, err := httpapi.ParseAPIKeys(a.cfg.APIKeys)
+	if err != nil || len(keys) == 0 {
+		return []string{domain.DefaultTenant}
+	}
+	var out []string
+	for _, k := range keys {
+		if !slices.Contains(out, k.Tenant) {
+			out = append(out, k.Tenant)
+		}
+	}
+	return out
+}
+
+// hubSink feeds the live-progress hub from the bus.
+type hubSink struct{ hub *live.Hub }
+
+func (h hubSink) ImportChanged(s domain.ImportSummary) {
+	if u, err := httpapi.LiveUpdate(s); err == nil {
+		h.hub.Publish(u)
+	}
 }
 
 // ready reports whether the backend answers and the handlers run.
@@ -173,6 +238,12 @@ func (a *App) DataPath() string { return a.db.Path }
 func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.bus.Run(gctx) })
+	if a.dispatch != nil {
+		g.Go(func() error { return a.dispatch.Run(gctx) })
+	}
+	if a.hub != nil {
+		g.Go(func() error { return a.hub.Run(gctx) })
+	}
 	if a.cfg.has(RoleAPI) {
 		g.Go(func() error {
 			if err := a.server.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/phonepipe/phonepipe/domain/phone"
 )
 
 // Role names, as given to --roles.
@@ -37,7 +39,22 @@ type Config struct {
 	MaxRows        int
 	JobSize        int
 	PollInterval   time.Duration
-	Logger         *slog.Logger
+	// WebhookSecret signs per-import webhooks; empty means one generated
+	// per tenant and persisted.
+	WebhookSecret string
+	// WebhookAllowPrivate lets webhooks reach loopback/private addresses.
+	WebhookAllowPrivate bool
+	// WebhookSchedule is the retry schedule (default Standard Webhooks').
+	WebhookSchedule []time.Duration
+	// AllowedOrigins may open live-progress WebSockets; empty = same origin.
+	AllowedOrigins []string
+	// MaxRetries bounds retries of a failing message before the poison
+	// queue (default 5).
+	MaxRetries int
+	Logger     *slog.Logger
+
+	// enrich replaces the phone rule; tests use it to inject failures.
+	enrich func(input, region string) phone.Result
 }
 
 // ParseRoles parses --roles ("all" or a comma-separated subset).

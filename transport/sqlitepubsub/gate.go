@@ -1,0 +1,274 @@
+package sqlitepubsub
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// writeGate hands one pool's write transactions the database's write lock in
+// first-come, first-served order.
+//
+// SQLite itself has no queue for its write lock: a connection that finds it
+// taken sleeps (up to 100ms at a time) and retries until busy_timeout. A
+// writer that commits and immediately begins again — a subscriber draining a
+// backlog does exactly that — therefore wins nearly every time, and the other
+// writers of the process fail with SQLITE_BUSY after busy_timeout. The gate
+// queues the writers of the pool in Go instead: a channel's blocked senders
+// are served in FIFO order, so a subscriber that begins its next batch lines
+// up behind everyone already waiting.
+//
+// The gate is only an optimization for fairness and throughput; correctness
+// never depends on it. SQLite's own lock still serializes all writers
+// (including other pools and processes), and a writer that waited busy_timeout
+// for the gate proceeds without it and lets SQLite decide.
+type writeGate struct {
+	token chan struct{}
+}
+
+func newWriteGate() *writeGate {
+	return &writeGate{token: make(chan struct{}, 1)}
+}
+
+// acquire waits for the gate until ctx is done or busyTimeout passed, and
+// reports whether it got it.
+func (g *writeGate) acquire(ctx context.Context) bool {
+	select {
+	case g.token <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(busyTimeout)
+	defer timer.Stop()
+	select {
+	case g.token <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return false
+	}
+}
+
+func (g *writeGate) release() {
+	<-g.token
+}
+
+// gatedConnector opens modernc.org/sqlite connections that pass their write
+// transactions and autocommit Exec calls through a writeGate.
+type gatedConnector struct {
+	driver.Connector
+	gate *writeGate
+}
+
+// sqliteConn is what a modernc.org/sqlite connection implements and
+// gatedConn forwards.
+type sqliteConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// Connect implements driver.Connector.
+func (c gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(sqliteConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("sqlite driver connection %T lacks expected methods", conn)
+	}
+	return &gatedConn{conn: sc, gate: c.gate}, nil
+}
+
+// gatedConn is one pooled connection. database/sql uses a connection from
+// one goroutine at a time; mu only guards against a Close racing with the
+// end of a transaction.
+type gatedConn struct {
+	conn sqliteConn
+	gate *writeGate
+
+	mu   sync.Mutex
+	inTx bool // a transaction is open on this connection
+	held bool // and it holds the gate
+}
+
+var (
+	_ sqliteConn = (*gatedConn)(nil)
+	_ driver.Tx  = (*gatedTx)(nil)
+)
+
+// Unwrap returns the underlying modernc.org/sqlite connection, for callers of
+// (*sql.Conn).Raw that need its extensions (backup, hooks, ...).
+func (c *gatedConn) Unwrap() driver.Conn { return c.conn }
+
+func (c *gatedConn) inTransaction() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inTx
+}
+
+// Begin implements driver.Conn.
+func (c *gatedConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+// BeginTx implements driver.ConnBeginTx: a read-write transaction (BEGIN
+// IMMEDIATE) first waits for the gate and holds it until it ends.
+func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if c.inTransaction() {
+		return nil, errors.New("sqlite connection already has an open transaction")
+	}
+	held := !opts.ReadOnly && c.gate.acquire(ctx)
+	tx, err := c.conn.BeginTx(ctx, opts)
+	if err != nil {
+		if held {
+			c.gate.release()
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	c.inTx, c.held = true, held
+	c.mu.Unlock()
+	return &gatedTx{tx: tx, conn: c}, nil
+}
+
+// endTx marks the transaction ended and releases the gate if it held it.
+func (c *gatedConn) endTx() {
+	c.mu.Lock()
+	held := c.held
+	c.inTx, c.held = false, false
+	c.mu.Unlock()
+	if held {
+		c.gate.release()
+	}
+}
+
+// Close implements driver.Conn.
+func (c *gatedConn) Close() error {
+	c.endTx()
+	return c.conn.Close()
+}
+
+// ExecContext implements driver.ExecerContext. Outside a transaction the
+// statement (normally a write, e.g. an autocommit INSERT) waits for the gate.
+func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if !c.inTransaction() && c.gate.acquire(ctx) {
+		defer c.gate.release()
+	}
+	return c.conn.ExecContext(ctx, query, args)
+}
+
+// QueryContext implements driver.QueryerContext. Queries do not wait for the
+// gate: readers never need the write lock in WAL mode. (A writing query such
+// as INSERT ... RETURNING outside a transaction still works, serialized by
+// SQLite's own lock.)
+func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.conn.QueryContext(ctx, query, args)
+}
+
+// Prepare implements driver.Conn.
+func (c *gatedConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+// PrepareContext implements driver.ConnPrepareContext.
+func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	s, err := c.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	stmt, ok := s.(sqliteStmt)
+	if !ok {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite driver statement %T lacks expected methods", s)
+	}
+	return &gatedStmt{stmt: stmt, conn: c}, nil
+}
+
+// Ping implements driver.Pinger.
+func (c *gatedConn) Ping(ctx context.Context) error { return c.conn.Ping(ctx) }
+
+// ResetSession implements driver.SessionResetter.
+func (c *gatedConn) ResetSession(ctx context.Context) error { return c.conn.ResetSession(ctx) }
+
+// IsValid implements driver.Validator.
+func (c *gatedConn) IsValid() bool { return c.conn.IsValid() }
+
+// gatedTx ends a transaction of a gatedConn.
+type gatedTx struct {
+	tx   driver.Tx
+	conn *gatedConn
+}
+
+// Commit implements driver.Tx. The driver rolls back a transaction whose
+// COMMIT failed, so the transaction is over either way.
+func (t *gatedTx) Commit() error {
+	defer t.conn.endTx()
+	return t.tx.Commit()
+}
+
+// Rollback implements driver.Tx.
+func (t *gatedTx) Rollback() error {
+	defer t.conn.endTx()
+	return t.tx.Rollback()
+}
+
+// sqliteStmt is what a modernc.org/sqlite statement implements and
+// gatedStmt forwards.
+type sqliteStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+// gatedStmt is a prepared statement of a gatedConn; executing it outside a
+// transaction waits for the gate like gatedConn.ExecContext.
+type gatedStmt struct {
+	stmt sqliteStmt
+	conn *gatedConn
+}
+
+var _ sqliteStmt = (*gatedStmt)(nil)
+
+// Close implements driver.Stmt.
+func (s *gatedStmt) Close() error { return s.stmt.Close() }
+
+// NumInput implements driver.Stmt.
+func (s *gatedStmt) NumInput() int { return s.stmt.NumInput() }
+
+// Exec implements driver.Stmt.
+func (s *gatedStmt) Exec(args []driver.Value) (driver.Result, error) {
+	if !s.conn.inTransaction() && s.conn.gate.acquire(context.Background()) {
+		defer s.conn.gate.release()
+	}
+	return s.stmt.Exec(args) //nolint:staticcheck // forwarding the deprecated method
+}
+
+// Query implements driver.Stmt.
+func (s *gatedStmt) Query(args []driver.Value) (driver.Rows, error) {
+	return s.stmt.Query(args) //nolint:staticcheck // forwarding the deprecated method
+}
+
+// ExecContext implements driver.StmtExecContext.
+func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+	if !s.conn.inTransaction() && s.conn.gate.acquire(ctx) {
+		defer s.conn.gate.release()
+	}
+	return s.stmt.ExecContext(ctx, args)
+}
+
+// QueryContext implements driver.StmtQueryContext.
+func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+	return s.stmt.QueryContext(ctx, args)
+}

@@ -18,12 +18,12 @@ import (
 // Validator parses, validates and enriches the rows of a job and appends one
 // event per row to its stream.
 type Validator struct {
-	Rows     RowSource
-	Streams  StreamVersions
-	Events   EventPublisher
-	Dedupe   Deduper
-	Now      func() time.Time
-	Workers  int
+	Rows    RowSource
+	Streams StreamVersions
+	Events  EventPublisher
+	Dedupe  Deduper
+	Now     func() time.Time
+	Workers int
 	// Enrich is the phone rule applied to each row; phone.Enrich by default.
 	Enrich func(input, region string) phone.Result
 }

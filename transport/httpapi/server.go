@@ -11,8 +11,8 @@ import (
 	"github.com/phonepipe/phonepipe/handlers"
 	"github.com/phonepipe/phonepipe/projections"
 	"github.com/phonepipe/phonepipe/transport/bus"
-	"github.com/phonepipe/phonepipe/transport/storage"
 	"github.com/phonepipe/phonepipe/transport/live"
+	"github.com/phonepipe/phonepipe/transport/storage"
 	"github.com/phonepipe/phonepipe/transport/upload"
 	"github.com/phonepipe/phonepipe/transport/webhooks"
 )

@@ -85,7 +85,7 @@ func (a *App) open(ctx context.Context) error {
 		return errors.Join(err, db.Close())
 	}
 	b, err := bus.New(bus.Config{
-		Backend: bus.SQLiteBackend{DB: db, PollInterval: a.cfg.PollInterval, AckDeadline: 10 * time.Minute},
+		Backend:    bus.SQLiteBackend{DB: db, PollInterval: a.cfg.PollInterval, AckDeadline: 10 * time.Minute},
 		Logger:     a.logger,
 		MaxRetries: a.cfg.MaxRetries,
 		// A validation job is CPU-heavy and holds the single SQLite writer

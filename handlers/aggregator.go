@@ -15,6 +15,8 @@ type Aggregator struct {
 	Events  EventPublisher
 	Dedupe  Deduper
 	Now     func() time.Time
+	// Observer, if set, sees every counted job (metrics).
+	Observer Observer
 }
 
 // HandlerName names the handler and its consumer group.
@@ -38,6 +40,12 @@ func (a Aggregator) Handle(ctx context.Context, ev *domain.JobProjected) error {
 	})
 	if err != nil {
 		return fmt.Errorf("count job %d of %s: %w", ev.Job, ev.ImportID, err)
+	}
+	if a.Observer != nil {
+		a.Observer.JobCounted(ev.Counts)
+		if completed {
+			a.Observer.ImportCompleted(im.Summary())
+		}
 	}
 	if completed {
 		return a.Events.Publish(ctx, &domain.ImportCompleted{Tenant: im.Tenant, WebhookURL: im.WebhookURL, Import: im.Summary()})

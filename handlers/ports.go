@@ -42,3 +42,10 @@ type StreamVersions interface {
 type NumberProjector interface {
 	Project(ctx context.Context, m domain.NumbersRecorded) (domain.Counts, error)
 }
+
+// Observer is told about counted jobs and completed imports, for metrics.
+// It must be fast and must not fail.
+type Observer interface {
+	JobCounted(c domain.Counts)
+	ImportCompleted(s domain.ImportSummary)
+}

@@ -2,22 +2,25 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
-// ErrStreamGap is returned when an event arrives before the one preceding
-// it in its stream; the message is retried until the gap is filled.
-var ErrStreamGap = errors.New("event stream gap")
-
 // Numbers projects recorded per-number events into the results of each
 // import, the per-number projection and the per-number event streams.
+//
+// Events of one number may arrive out of version order: two validators
+// that took consecutive versions of a number can have their messages
+// delivered in either order (on PostgreSQL the bus orders messages by
+// transaction id, which is not commit order; on Kafka they may travel in
+// different partitions). An event whose predecessor has not been projected
+// yet is parked and applied as soon as the predecessor is, so the
+// projection never skips a version and never waits on a message that may
+// be queued behind the one waiting.
 type Numbers struct {
 	db *storage.DB
 }
@@ -25,8 +28,14 @@ type Numbers struct {
 // NewNumbers returns the number projections of db.
 func NewNumbers(db *storage.DB) *Numbers { return &Numbers{db: db} }
 
-// projectBatch rows go into one multi-row INSERT.
+// projectBatch rows (or numbers) go into one multi-row statement.
 const projectBatch = 200
+
+// recorded is one event of a message with its decoded data.
+type recorded struct {
+	ev domain.NumberEvent
+	v  domain.NumberValidated
+}
 
 // Project applies one NumbersRecorded message in the unit of work of ctx and
 // returns the counts of its rows. The caller makes it run once per job.
@@ -35,156 +44,169 @@ func (n *Numbers) Project(ctx context.Context, m domain.NumbersRecorded) (domain
 	if err != nil {
 		return domain.Counts{}, fmt.Errorf("project job %d of %s: %w", m.Job, m.ImportID, err)
 	}
+	rows := make([]recorded, len(m.Events))
+	for i, ev := range m.Events {
+		if rows[i], err = decode(ev); err != nil {
+			return domain.Counts{}, err
+		}
+	}
 	p := projector{ctx: ctx, tx: tx, d: n.db.Dialect, tenant: m.Tenant, importID: m.ImportID}
-	if err := p.prepare(); err != nil {
+	dups, err := p.markSeen(rows)
+	if err != nil {
 		return domain.Counts{}, err
 	}
-	defer p.close()
 	var counts domain.Counts
-	results := make([]any, 0, projectBatch*4)
-	events := make([]any, 0, projectBatch*7)
-	flush := func() error {
-		if err := p.insertMany("results", "(import_id, row_num, e164, data)", 4, results); err != nil {
-			return err
-		}
-		results = results[:0]
-		if err := p.insertMany("number_events", "(stream_id, version, id, type, occurred_at, import_id, data)", 7, events); err != nil {
-			return err
-		}
-		events = events[:0]
-		return nil
-	}
-	for _, ev := range m.Events {
-		if ev.Type != domain.EventNumberValidated {
-			return counts, fmt.Errorf("project %s: unexpected event type %q: %w", ev.ID, ev.Type, domain.ErrPermanent)
-		}
-		var v domain.NumberValidated
-		if err := json.Unmarshal(ev.Data, &v); err != nil {
-			return counts, fmt.Errorf("project %s: %w: %w", ev.ID, domain.ErrPermanent, err)
-		}
-		c := domain.OutcomeOf(v)
-		if v.E164 != "" {
-			dup, err := p.seenInImport(v.E164, v.Row)
-			if err != nil {
-				return counts, err
-			}
-			if dup {
-				c.Duplicates = 1
-			}
-		}
-		if ev.Stream.IsNumberStream() {
-			if err := p.applyToNumber(ev, v); err != nil {
-				return counts, err
-			}
+	results := make([]any, 0, len(rows)*4)
+	for i, r := range rows {
+		c := domain.OutcomeOf(r.v)
+		if dups[i] {
+			c.Duplicates = 1
 		}
 		counts = counts.Add(c)
-		results = append(results, m.ImportID, v.Row, v.E164, string(ev.Data))
-		events = append(events, string(ev.Stream), ev.Version, ev.ID, ev.Type, formatTime(ev.OccurredAt), ev.ImportID, string(ev.Data))
-		if len(results) == cap(results) {
-			if err := flush(); err != nil {
-				return counts, err
-			}
-		}
+		results = append(results, m.ImportID, r.v.Row, r.v.E164, string(r.ev.Data))
 	}
-	return counts, flush()
+	if err := p.insertIgnore("results", []string{"import_id", "row_num", "e164", "data"}, results); err != nil {
+		return counts, err
+	}
+	return counts, p.applyStreams(rows)
+}
+
+func decode(ev domain.NumberEvent) (recorded, error) {
+	if ev.Type != domain.EventNumberValidated {
+		return recorded{}, fmt.Errorf("project %s: unexpected event type %q: %w", ev.ID, ev.Type, domain.ErrPermanent)
+	}
+	var v domain.NumberValidated
+	if err := json.Unmarshal(ev.Data, &v); err != nil {
+		return recorded{}, fmt.Errorf("project %s: %w: %w", ev.ID, domain.ErrPermanent, err)
+	}
+	return recorded{ev: ev, v: v}, nil
 }
 
 // projector is the state of one Project call.
 type projector struct {
 	ctx      context.Context
-	tx       *sql.Tx
+	tx       storage.Querier
 	d        storage.Dialect
 	tenant   string
 	importID string
-
-	seen, version, insertNumber, updateNumber, linkImport *sql.Stmt
 }
 
-func (p *projector) prepare() error {
-	stmts := []struct {
-		dst **sql.Stmt
-		q   string
-	}{
-		{&p.seen, `INSERT INTO import_numbers (import_id, e164, first_row, seen) VALUES (?, ?, ?, 1)
-			ON CONFLICT (import_id, e164) DO UPDATE SET seen = import_numbers.seen + 1,
-			first_row = MIN(import_numbers.first_row, excluded.first_row) RETURNING seen`},
-		{&p.version, `SELECT version FROM numbers WHERE tenant = ? AND e164 = ?`},
-		{&p.insertNumber, `INSERT INTO numbers (tenant, e164, version, first_seen, last_seen, state) VALUES (?, ?, ?, ?, ?, ?)`},
-		{&p.updateNumber, `UPDATE numbers SET version = ?, last_seen = ?, state = ? WHERE tenant = ? AND e164 = ? AND version = ?`},
-		{&p.linkImport, `INSERT INTO number_imports (tenant, e164, import_id, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`},
+// insertIgnore inserts rows of len(columns) values each, skipping rows
+// already present, in batches.
+func (p *projector) insertIgnore(table string, columns []string, args []any) error {
+	width := len(columns)
+	for start := 0; start < len(args); start += projectBatch * width {
+		chunk := args[start:min(start+projectBatch*width, len(args))]
+		q := p.d.InsertIgnore(table, columns, len(chunk)/width)
+		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(q), chunk...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
 	}
-	for _, s := range stmts {
-		st, err := p.tx.PrepareContext(p.ctx, p.d.Rebind(s.q))
+	return nil
+}
+
+// eventArgs are the number_events (and number_events_parked) columns of ev.
+func eventArgs(ev domain.NumberEvent) []any {
+	return []any{string(ev.Stream), ev.Version, ev.ID, ev.Type, formatTime(ev.OccurredAt), ev.ImportID, string(ev.Data)}
+}
+
+var eventColumns = []string{"stream_id", "version", "id", "type", "occurred_at", "import_id", "data"}
+
+// markSeen counts every parsed number of the message in its import and
+// reports, by row index, which rows repeat a number seen before (in this
+// message or an earlier one: over all jobs, the repeats add up to rows −
+// distinct numbers, whatever the order of the jobs). Numbers are upserted
+// in sorted order so that concurrent jobs of one import lock them in the
+// same order.
+func (p *projector) markSeen(rows []recorded) (map[int]bool, error) {
+	byNumber := map[string][]int{}
+	for i, r := range rows {
+		if r.v.E164 != "" {
+			byNumber[r.v.E164] = append(byNumber[r.v.E164], i)
+		}
+	}
+	numbers := make([]string, 0, len(byNumber))
+	for e := range byNumber {
+		numbers = append(numbers, e)
+	}
+	slices.Sort(numbers)
+	dups := make(map[int]bool)
+	for start := 0; start < len(numbers); start += projectBatch {
+		batch := numbers[start:min(start+projectBatch, len(numbers))]
+		seen, err := p.countSeen(batch, rows, byNumber)
 		if err != nil {
-			p.close()
-			return fmt.Errorf("prepare projection statement: %w", err)
+			return nil, err
 		}
-		*s.dst = st
-	}
-	return nil
-}
-
-func (p *projector) close() {
-	for _, st := range []*sql.Stmt{p.seen, p.version, p.insertNumber, p.updateNumber, p.linkImport} {
-		if st != nil {
-			_ = st.Close()
+		for _, e := range batch {
+			before := seen[e] - len(byNumber[e])
+			for k, i := range byNumber[e] {
+				dups[i] = before+k > 0
+			}
 		}
 	}
+	return dups, nil
 }
 
-// seenInImport counts e164 in this import and reports whether it had been
-// seen before (in any order of jobs, the sum of these is rows − distinct).
-func (p *projector) seenInImport(e164 string, row int) (bool, error) {
-	var seen int
-	if err := p.seen.QueryRowContext(p.ctx, p.importID, e164, row).Scan(&seen); err != nil {
-		return false, fmt.Errorf("count %s in import %s: %w", e164, p.importID, err)
+// countSeen adds the occurrences of numbers to import_numbers and returns
+// each number's count after the addition.
+func (p *projector) countSeen(numbers []string, rows []recorded, byNumber map[string][]int) (map[string]int, error) {
+	args := make([]any, 0, 4*len(numbers))
+	for _, e := range numbers {
+		idx := byNumber[e]
+		args = append(args, p.importID, e, rows[idx[0]].v.Row, len(idx))
 	}
-	return seen > 1, nil
-}
-
-// applyToNumber moves the per-number projection to ev, skipping events it
-// already holds and refusing to skip ahead of a missing one.
-func (p *projector) applyToNumber(ev domain.NumberEvent, v domain.NumberValidated) error {
-	var current int64
-	err := p.version.QueryRowContext(p.ctx, p.tenant, v.E164).Scan(&current)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("load number %s: %w", v.E164, err)
-	}
-	switch {
-	case ev.Version <= current:
-		return nil // already applied
-	case ev.Version > current+1:
-		return fmt.Errorf("%w: %s at version %d, event %s has version %d", ErrStreamGap, ev.Stream, current, ev.ID, ev.Version)
-	}
-	at := formatTime(ev.OccurredAt)
-	state, err := json.Marshal(v.Result)
-	if err != nil {
-		return fmt.Errorf("encode number state %s: %w", v.E164, err)
-	}
-	if current == 0 {
-		_, err = p.insertNumber.ExecContext(p.ctx, p.tenant, v.E164, ev.Version, at, at, string(state))
+	q := `INSERT INTO import_numbers (import_id, e164, first_row, seen) VALUES ` + storage.Values(len(numbers), 4) + ` ` +
+		p.d.OnConflictUpdate("import_id", "e164") + ` seen = import_numbers.seen + ` + p.d.Excluded("seen") +
+		`, first_row = ` + p.d.Least() + `(import_numbers.first_row, ` + p.d.Excluded("first_row") + `)`
+	var read func() (rowScanner, error)
+	if p.d == storage.MySQL {
+		if _, err := p.tx.ExecContext(p.ctx, q, args...); err != nil {
+			return nil, fmt.Errorf("count numbers of import %s: %w", p.importID, err)
+		}
+		read = func() (rowScanner, error) {
+			in := append([]any{p.importID}, stringArgs(numbers)...)
+			return p.tx.QueryContext(p.ctx, `SELECT e164, seen FROM import_numbers WHERE import_id = ? AND e164 IN (`+
+				storage.Placeholders(len(numbers))+`) FOR UPDATE`, in...)
+		}
 	} else {
-		_, err = p.updateNumber.ExecContext(p.ctx, ev.Version, at, string(state), p.tenant, v.E164, current)
+		read = func() (rowScanner, error) {
+			return p.tx.QueryContext(p.ctx, p.d.Rebind(q+` RETURNING e164, seen`), args...)
+		}
 	}
+	rs, err := read()
 	if err != nil {
-		return fmt.Errorf("save number %s: %w", v.E164, err)
+		return nil, fmt.Errorf("count numbers of import %s: %w", p.importID, err)
 	}
-	if _, err := p.linkImport.ExecContext(p.ctx, p.tenant, v.E164, ev.ImportID, at); err != nil {
-		return fmt.Errorf("link number %s to import %s: %w", v.E164, ev.ImportID, err)
+	defer rs.Close()
+	seen := make(map[string]int, len(numbers))
+	for rs.Next() {
+		var (
+			e string
+			n int
+		)
+		if err := rs.Scan(&e, &n); err != nil {
+			return nil, fmt.Errorf("scan number count: %w", err)
+		}
+		seen[e] = n
 	}
-	return nil
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("read number counts: %w", err)
+	}
+	return seen, nil
 }
 
-// insertMany inserts rows of width columns, ignoring rows already present.
-func (p *projector) insertMany(table, columns string, width int, args []any) error {
-	if len(args) == 0 {
-		return nil
+// rowScanner is the part of *sql.Rows the projector reads.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+func stringArgs(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
 	}
-	one := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + "),"
-	q := "INSERT INTO " + table + " " + columns + " VALUES " +
-		strings.TrimSuffix(strings.Repeat(one, len(args)/width), ",") + " ON CONFLICT DO NOTHING"
-	if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(q), args...); err != nil {
-		return fmt.Errorf("insert into %s: %w", table, err)
-	}
-	return nil
+	return out
 }

@@ -89,7 +89,7 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 		state       []byte
 	)
 	err := n.db.Read.QueryRowContext(ctx, n.db.Dialect.Rebind(
-		`SELECT version, first_seen, last_seen, state FROM numbers WHERE tenant = ? AND e164 = ?`), tenant, e164).
+		`SELECT version, first_seen, last_seen, state FROM numbers WHERE tenant = ? AND e164 = ? AND version > 0`), tenant, e164).
 		Scan(&out.Version, &first, &last, &state)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Number{}, domain.ErrNotFound

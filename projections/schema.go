@@ -63,5 +63,16 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			import_id VARCHAR(64) NOT NULL,
 			data TEXT NOT NULL,
 			PRIMARY KEY (stream_id, version))`,
+		// Events that arrived before their predecessor, until it is
+		// projected (see Numbers).
+		`CREATE TABLE IF NOT EXISTS number_events_parked (
+			stream_id VARCHAR(191) NOT NULL,
+			version BIGINT NOT NULL,
+			id VARCHAR(64) NOT NULL,
+			type VARCHAR(64) NOT NULL,
+			occurred_at VARCHAR(40) NOT NULL,
+			import_id VARCHAR(64) NOT NULL,
+			data TEXT NOT NULL,
+			PRIMARY KEY (stream_id, version))`,
 	})
 }

@@ -20,13 +20,17 @@ func importFile(ctx context.Context, args []string, stdout, stderr io.Writer, en
 	fs.SetOutput(stderr)
 	var (
 		region, webhook, server, apiKey string
-		wait                            bool
+		wait, watch                     bool
+		reconnectTimeout                time.Duration
 	)
 	fs.StringVar(&region, "region", "", "default region for rows without one (ISO 3166-1 alpha-2)")
 	fs.StringVar(&webhook, "webhook", "", "URL that receives import.completed")
 	fs.StringVar(&server, "server", "http://127.0.0.1:8080", "base URL of a running phonepipe")
 	fs.StringVar(&apiKey, "api-key", "", "API key, when the server has keys configured")
 	fs.BoolVar(&wait, "wait", false, "poll until the import completes and print its summary")
+	fs.BoolVar(&watch, "watch", false, "show a live progress bar on stderr until the import completes, then print its summary")
+	fs.DurationVar(&reconnectTimeout, "reconnect-timeout", defaultReconnectTimeout,
+		"with --watch, how long to keep reconnecting a lost progress connection before giving up")
 	// Flags may follow the file name.
 	if err := parseWithEnv(fs, reorderFlags(args), env); err != nil {
 		return err
@@ -73,7 +77,7 @@ func importFile(ctx context.Context, args []string, stdout, stderr io.Writer, en
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("server answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("upload %s: %w", path, newAPIError(resp, body))
 	}
 	var acc struct {
 		ID    string `json:"id"`
@@ -83,10 +87,45 @@ func importFile(ctx context.Context, args []string, stdout, stderr io.Writer, en
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	fmt.Fprintf(stdout, "accepted import %s with %d rows\n", acc.ID, acc.Total)
-	if !wait {
-		return nil
+	switch {
+	case watch:
+		w := newWatcher(server, apiKey, acc.ID)
+		w.reconnectTimeout = reconnectTimeout
+		return watchImport(ctx, w, acc.Total, stdout, newProgressBar(stderr, env))
+	case wait:
+		return pollUntilComplete(ctx, server, apiKey, acc.ID, stdout)
 	}
-	return pollUntilComplete(ctx, server, apiKey, acc.ID, stdout)
+	return nil
+}
+
+// watchImport follows the import with w, drawing bar, and prints the final
+// counts to stdout once it completes.
+func watchImport(ctx context.Context, w *watcher, total int, stdout io.Writer, bar *progressBar) error {
+	bar.update(importState{ID: w.id, Status: "accepted", Total: total})
+	w.onUpdate = bar.update
+	w.onDrop = func(err error, retryIn time.Duration) {
+		bar.note("phonepipe: %v; reconnecting in %s", err, retryIn.Round(time.Millisecond))
+	}
+	final, err := w.watch(ctx)
+	bar.endLine()
+	if err != nil {
+		return err
+	}
+	printSummary(stdout, w.server, final)
+	return nil
+}
+
+// printSummary prints an import's final counts and where its results are.
+func printSummary(out io.Writer, server string, s importState) {
+	fmt.Fprintf(out, "import %s %s: %d rows\n", s.ID, s.Status, s.Total)
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"valid", s.Valid}, {"invalid", s.Invalid}, {"duplicates", s.Duplicates}, {"failed", s.Failed}} {
+		fmt.Fprintf(out, "  %-11s %d\n", c.name, c.n)
+	}
+	results := strings.TrimRight(server, "/") + "/v1/imports/" + url.PathEscape(s.ID) + "/results"
+	fmt.Fprintf(out, "results: %s?format=csv\n", results)
 }
 
 // pollUntilComplete polls the import until it completes and prints it.

@@ -105,6 +105,35 @@ func (b SQLiteBackend) InitTopics(ctx context.Context, topics []string) error {
 	return nil
 }
 
+// Backlog reports how many messages of topic the consumer group has not
+// yet acknowledged (its lag behind the head of the log).
+func (b SQLiteBackend) Backlog(ctx context.Context, topic, group string) (int64, error) {
+	var n int64
+	err := b.DB.Read.QueryRowContext(ctx, `SELECT
+		(SELECT COALESCE(MAX("offset"), 0) FROM `+sqlitepubsub.MessagesTable(topic)+`) -
+		COALESCE((SELECT offset_acked FROM `+sqlitepubsub.OffsetsTable(topic)+` WHERE consumer_group = ?), 0)`, group).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("backlog of %s on %s: %w", group, topic, err)
+	}
+	return n, nil
+}
+
+// TopicSize reports how many messages a topic holds.
+func (b SQLiteBackend) TopicSize(ctx context.Context, topic string) (int64, error) {
+	var n int64
+	if err := b.DB.Read.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+sqlitepubsub.MessagesTable(topic)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("size of %s: %w", topic, err)
+	}
+	return n, nil
+}
+
+// Inspector is implemented by backends that can report consumer lag and
+// topic sizes (for metrics).
+type Inspector interface {
+	Backlog(ctx context.Context, topic, group string) (int64, error)
+	TopicSize(ctx context.Context, topic string) (int64, error)
+}
+
 // txPublisher publishes in the transaction of the messages' context, or
 // directly on the database when there is none.
 type txPublisher struct {

@@ -242,6 +242,12 @@ func (b *Bus) poisonTerminal(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
+// Backend is the pub/sub the bus runs on.
+func (b *Bus) Backend() Backend { return b.cfg.Backend }
+
+// Router is the Watermill router, for instrumentation before Run.
+func (b *Bus) Router() *message.Router { return b.router }
+
 // Events is the event bus.
 func (b *Bus) Events() *cqrs.EventBus { return b.events }
 

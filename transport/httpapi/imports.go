@@ -69,6 +69,9 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if s.cfg.OnAccepted != nil {
+		s.cfg.OnAccepted()
+	}
 	w.Header().Set("Location", "/v1/imports/"+im.ID)
 	writeJSON(w, http.StatusAccepted, accepted(im))
 }

@@ -38,6 +38,8 @@ type Config struct {
 	Webhooks *webhooks.Store
 	// Live, when set, serves live progress over WebSocket.
 	Live *live.Hub
+	// OnAccepted, if set, is called for every accepted upload (metrics).
+	OnAccepted func()
 	// Ready reports whether the backend is reachable and handlers run.
 	Ready func(ctx context.Context) error
 	// Extra mounts more routes (live progress, webhooks, pages) on the mux;

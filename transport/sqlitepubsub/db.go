@@ -56,6 +56,9 @@ func OpenDB(path string) (*sql.DB, error) {
 			"journal_mode(WAL)",
 			"foreign_keys(1)",
 			"synchronous(NORMAL)",
+			// 64 MiB page cache per connection: large write transactions
+			// otherwise spill dirty pages into the WAL mid-transaction.
+			"cache_size(-65536)",
 		},
 		"_txlock": {"immediate"},
 	})

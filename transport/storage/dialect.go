@@ -35,3 +35,63 @@ func (d Dialect) Rebind(q string) string {
 	}
 	return b.String()
 }
+
+// Values returns the VALUES list of a multi-row INSERT: rows groups of
+// width placeholders, "(?,?),(?,?)".
+func Values(rows, width int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", width), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+// Placeholders returns n comma-separated placeholders, for IN lists.
+func Placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// InsertIgnore returns a multi-row INSERT of rows into table that skips the
+// rows whose key already exists (and affects no row for them).
+func (d Dialect) InsertIgnore(table string, columns []string, rows int) string {
+	q := "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES " + Values(rows, len(columns))
+	if d == MySQL {
+		// INSERT IGNORE would also turn other errors into warnings; a no-op
+		// update on the duplicate key skips only the duplicates.
+		return q + " ON DUPLICATE KEY UPDATE " + columns[0] + " = " + columns[0]
+	}
+	return q + " ON CONFLICT DO NOTHING"
+}
+
+// OnConflictUpdate starts the clause of an INSERT that updates the row whose
+// key (the columns of key) already exists; the SET list follows.
+func (d Dialect) OnConflictUpdate(key ...string) string {
+	if d == MySQL {
+		return "ON DUPLICATE KEY UPDATE"
+	}
+	return "ON CONFLICT (" + strings.Join(key, ", ") + ") DO UPDATE SET"
+}
+
+// Excluded names the value an upsert tried to insert into column.
+func (d Dialect) Excluded(column string) string {
+	if d == MySQL {
+		return "VALUES(" + column + ")"
+	}
+	return "excluded." + column
+}
+
+// Least is the function returning the smallest of its arguments: SQLite's
+// scalar MIN, LEAST elsewhere.
+func (d Dialect) Least() string {
+	if d == SQLite {
+		return "MIN"
+	}
+	return "LEAST"
+}
+
+// ForUpdate is the locking clause of a read-then-write SELECT. SQLite has
+// none and needs none: a writing transaction holds the database's only
+// write lock from its start (BEGIN IMMEDIATE).
+func (d Dialect) ForUpdate() string {
+	if d == SQLite {
+		return ""
+	}
+	return " FOR UPDATE"
+}

@@ -27,10 +27,10 @@ func (d *DB) Migrate(ctx context.Context) error {
 	})
 }
 
-// Exec runs DDL statements in order.
+// Exec runs DDL statements in order, adapted to the dialect (see ddl).
 func (d *DB) Exec(ctx context.Context, stmts []string) error {
 	for _, s := range stmts {
-		if _, err := d.Write.ExecContext(ctx, s); err != nil {
+		if err := d.execDDL(ctx, s); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/phonepipe/phonepipe/transport/bus"
 	"github.com/phonepipe/phonepipe/transport/httpapi"
 	"github.com/phonepipe/phonepipe/transport/live"
+	"github.com/phonepipe/phonepipe/transport/metrics"
 	"github.com/phonepipe/phonepipe/transport/storage"
 	"github.com/phonepipe/phonepipe/transport/upload"
 	"github.com/phonepipe/phonepipe/transport/webhooks"
@@ -36,6 +37,7 @@ type App struct {
 	bus      *bus.Bus
 	server   *http.Server
 	listener net.Listener
+	metrics  *metrics.Metrics
 	hooks    *webhooks.Store
 	hub      *live.Hub
 	dispatch *webhooks.Dispatcher
@@ -47,7 +49,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, logger: cfg.Logger}
+	a := &App{cfg: cfg, logger: cfg.Logger, metrics: metrics.New()}
 	if err := a.open(ctx); err != nil {
 		return nil, err
 	}
@@ -103,6 +105,7 @@ func (a *App) open(ctx context.Context) error {
 }
 
 func (a *App) wire() error {
+	a.instrument()
 	handled := storage.NewHandled(a.db)
 	imports := projections.NewImports(a.db)
 	events := a.bus.Events()
@@ -123,7 +126,7 @@ func (a *App) wire() error {
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
 	}
 	if a.cfg.has(RoleAggregate) {
-		h := handlers.Aggregator{Imports: imports, Events: events, Dedupe: handled}
+		h := handlers.Aggregator{Imports: imports, Events: events, Dedupe: handled, Observer: a.metrics}
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
 	}
 	if a.cfg.has(RoleNotify) {
@@ -131,12 +134,14 @@ func (a *App) wire() error {
 			Store: a.hooks, Secret: a.cfg.WebhookSecret, CorrelationID: bus.CorrelationIDFrom}}
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
 		d, err := webhooks.NewDispatcher(a.hooks, webhooks.DispatcherConfig{
-			Schedule: a.cfg.WebhookSchedule, AllowPrivate: a.cfg.WebhookAllowPrivate, Logger: a.logger})
+			Schedule: a.cfg.WebhookSchedule, AllowPrivate: a.cfg.WebhookAllowPrivate, Logger: a.logger,
+			OnAttempt: a.metrics.WebhookAttempt})
 		errs = append(errs, err)
 		a.dispatch = d
 	}
 	if a.cfg.has(RoleAPI) {
-		a.hub = live.NewHub(live.Config{AllowedOrigins: a.cfg.AllowedOrigins, Logger: a.logger})
+		a.hub = live.NewHub(live.Config{AllowedOrigins: a.cfg.AllowedOrigins, Logger: a.logger,
+			OnClientsChanged: a.metrics.WebSocketClients})
 		feed := handlers.LiveFeed{Sink: hubSink{hub: a.hub}}
 		// A consumer group of this process's own: every API process sees
 		// every progress event, wherever the aggregator runs.
@@ -170,6 +175,8 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 		Ready:         a.ready,
 		Webhooks:      a.hooks,
 		Live:          a.hub,
+		OnAccepted:    a.metrics.ImportAccepted,
+		Extra:         []httpapi.Route{{Pattern: "GET /metrics", Handler: a.metrics.Handler()}},
 		Logger:        a.logger,
 	})
 	if err != nil {
@@ -190,6 +197,34 @@ func (a *App) listen() error {
 	}
 	a.listener = ln
 	return nil
+}
+
+// instrument adds router metrics and the backend probes.
+func (a *App) instrument() {
+	a.metrics.InstrumentRouter(a.bus.Router())
+	insp, ok := a.bus.Backend().(bus.Inspector)
+	if !ok {
+		return
+	}
+	consumers := map[string]string{
+		handlers.SplitterName:   domain.NameImportAccepted,
+		handlers.ValidatorName:  domain.NameValidateJob,
+		handlers.ProjectorName:  domain.NameNumbersRecorded,
+		handlers.AggregatorName: domain.NameJobProjected,
+		handlers.NotifierName:   domain.NameImportCompleted,
+	}
+	for consumer, name := range consumers {
+		topic := bus.Topic(name)
+		a.metrics.AddGauge("consumer_lag_messages", "Messages a consumer (projection or stage) has not yet handled: its lag behind the head of its topic.",
+			map[string]string{"consumer": consumer}, func(ctx context.Context) (float64, error) {
+				n, err := insp.Backlog(ctx, topic, consumer)
+				return float64(n), err
+			})
+	}
+	a.metrics.AddGauge("poison_queue_messages", "Messages in the poison queue.", nil, func(ctx context.Context) (float64, error) {
+		n, err := insp.TopicSize(ctx, bus.PoisonTopic)
+		return float64(n), err
+	})
 }
 
 // tenants lists the tenants of --api-keys, or the default one.

@@ -144,6 +144,11 @@ func pollUntilComplete(ctx context.Context, server, apiKey, id string, stdout io
 		if err != nil {
 			return fmt.Errorf("poll import %s: %w", id, err)
 		}
+		if resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			return fmt.Errorf("poll import %s: %w", id, newAPIError(resp, body))
+		}
 		var sum map[string]any
 		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&sum)
 		resp.Body.Close()

@@ -361,6 +361,32 @@ func TestWatchGivesUpWhenSocketStaysDown(t *testing.T) {
 	}
 }
 
+// TestWatchBoundCountsFromTheDrop checks that the reconnect bound starts
+// when a connection drops, not at its last message: a long quiet connection
+// that drops is still resumed.
+func TestWatchBoundCountsFromTheDrop(t *testing.T) {
+	f := &fakeServer{t: t}
+	f.conns = []func(*websocket.Conn){
+		func(c *websocket.Conn) {
+			send(t, c, "snapshot", 1, importState{Status: "processing", Total: 10, Processed: 1})
+			time.Sleep(600 * time.Millisecond) // quiet for longer than the bound
+			drop(c)
+		},
+		func(c *websocket.Conn) {
+			send(t, c, "completed", 2, importState{Status: "completed", Total: 10, Processed: 10, Valid: 10})
+		},
+	}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	w := newWatcher(srv.URL, "", fakeID)
+	w.reconnectTimeout = 300 * time.Millisecond
+	w.backoffMin, w.backoffMax = 10*time.Millisecond, 50*time.Millisecond
+	final, err := w.watch(t.Context())
+	if err != nil || final.Valid != 10 {
+		t.Fatalf("watch = %+v, %v; want the completed state", final, err)
+	}
+}
+
 func TestWatchFailsAtOnceOnClientError(t *testing.T) {
 	f := &fakeServer{t: t}
 	f.refuse = func(w http.ResponseWriter) {

@@ -25,7 +25,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "where the embedded backend keeps its files")
-	fs.StringVar(&cfg.Backend, "backend", "sqlite", "pub/sub and storage backend: sqlite (embedded)")
+	fs.StringVar(&cfg.Backend, "backend", "sqlite", "pub/sub and storage backend: sqlite (embedded), postgres, mysql or kafka")
+	fs.StringVar(&cfg.PostgresDSN, "postgres-dsn", "", "PostgreSQL database (backend postgres; projections of backend kafka, else they stay in --data-dir)")
+	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB database (backend mysql), e.g. user:pass@tcp(host:3306)/db")
+	fs.Func("kafka-brokers", "comma-separated host:port list of Kafka brokers (backend kafka)", func(s string) error {
+		cfg.KafkaBrokers = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+		return nil
+	})
+	fs.IntVar(&cfg.KafkaPartitions, "kafka-partitions", 12, "partitions of the Kafka topics phonepipe creates: the most processes of one role working at once")
 	fs.StringVar(&roles, "roles", "all", "comma-separated subset of "+strings.Join(app.AllRoles(), ","))
 	fs.StringVar(&cfg.DefaultRegion, "default-region", "", "region for rows that carry none and are not in international form")
 	fs.StringVar(&cfg.APIKeys, "api-keys", "", "tenant:key,tenant:key; empty = auth off, one tenant named default")

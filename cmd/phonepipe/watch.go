@@ -55,11 +55,11 @@ const (
 
 // apiError is an error answer of the API, in its {"error":{...}} shape.
 type apiError struct {
-	Status  string
-	Code    int
-	ErrCode string
-	Message string
-	Line    int
+	Status     string // "422 Unprocessable Entity"
+	StatusCode int
+	Code       string // the API's machine code, e.g. "no_rows"
+	Message    string
+	Line       int // the upload line the error concerns, when known
 }
 
 func (e *apiError) Error() string {
@@ -71,8 +71,8 @@ func (e *apiError) Error() string {
 	if e.Line > 0 {
 		fmt.Fprintf(&b, " (line %d)", e.Line)
 	}
-	if e.ErrCode != "" {
-		fmt.Fprintf(&b, " [%s]", e.ErrCode)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " [%s]", e.Code)
 	}
 	return b.String()
 }
@@ -80,7 +80,7 @@ func (e *apiError) Error() string {
 // newAPIError describes a failed answer, using the API's error shape when the
 // body has it and the raw body otherwise.
 func newAPIError(resp *http.Response, body []byte) *apiError {
-	e := &apiError{Status: resp.Status, Code: resp.StatusCode}
+	e := &apiError{Status: resp.Status, StatusCode: resp.StatusCode}
 	var shaped struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -89,17 +89,23 @@ func newAPIError(resp *http.Response, body []byte) *apiError {
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &shaped) == nil && shaped.Error.Message != "" {
-		e.ErrCode, e.Message, e.Line = shaped.Error.Code, shaped.Error.Message, shaped.Error.Line
+		e.Code, e.Message, e.Line = shaped.Error.Code, shaped.Error.Message, shaped.Error.Line
 		return e
 	}
-	e.Message = strings.TrimSpace(string(body))
+	// Not the API's shape (a proxy's page, say): show its start.
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 300 {
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
+	}
+	e.Message = msg
 	return e
 }
 
 // permanent reports whether retrying the same request cannot help: every
 // 4xx except 408 (request timeout) and 429 (too many requests).
 func (e *apiError) permanent() bool {
-	return e.Code >= 400 && e.Code < 500 && e.Code != http.StatusRequestTimeout && e.Code != http.StatusTooManyRequests
+	c := e.StatusCode
+	return c >= 400 && c < 500 && c != http.StatusRequestTimeout && c != http.StatusTooManyRequests
 }
 
 // watcher follows one import over the progress WebSocket until it completes,
@@ -110,8 +116,8 @@ type watcher struct {
 	id     string
 	dialer *websocket.Dialer
 	// reconnectTimeout bounds how long the watcher keeps trying to get a
-	// working connection (one that delivers a message) after the last
-	// message; past it, watch fails.
+	// working connection (one that delivers a message) after the previous
+	// one dropped (or from the start); past it, watch fails.
 	reconnectTimeout       time.Duration
 	backoffMin, backoffMax time.Duration
 	idleTimeout            time.Duration
@@ -165,13 +171,15 @@ func (w *watcher) progressURL(since int64) (string, error) {
 
 // watch follows the import until its "completed" message and returns that
 // final state. It fails at once on a 4xx handshake answer (unknown import,
-// wrong key), and when no message arrives for reconnectTimeout while it
-// keeps reconnecting.
+// wrong key), and when a lost connection cannot be re-established (to one
+// that delivers a message) within reconnectTimeout.
 func (w *watcher) watch(ctx context.Context) (importState, error) {
 	var (
-		since    int64
-		attempt  int
-		lastGood = time.Now() // the last time a message arrived (or we started)
+		since   int64
+		attempt int
+		// outage is when the current run of failed connections began: the
+		// start, or the moment the last working connection dropped.
+		outage = time.Now()
 	)
 	for {
 		got, err := w.session(ctx, since)
@@ -179,16 +187,16 @@ func (w *watcher) watch(ctx context.Context) (importState, error) {
 			return *got.final, nil
 		}
 		if ctx.Err() != nil {
-			return importState{}, ctx.Err()
+			return importState{}, fmt.Errorf("watch import %s: %w", w.id, ctx.Err())
 		}
 		if pe := (*permanentError)(nil); errors.As(err, &pe) {
 			return importState{}, fmt.Errorf("progress of import %s: %w", w.id, pe.err)
 		}
 		if got.received {
-			since, attempt, lastGood = got.seq, 0, time.Now()
+			since, attempt, outage = got.seq, 0, time.Now()
 		}
-		if time.Since(lastGood) >= w.reconnectTimeout {
-			return importState{}, fmt.Errorf("progress of import %s: no connection for %s, giving up: %w",
+		if time.Since(outage) >= w.reconnectTimeout {
+			return importState{}, fmt.Errorf("progress of import %s: could not reconnect within %s, giving up: %w",
 				w.id, w.reconnectTimeout.Round(time.Millisecond), err)
 		}
 		delay := w.backoff(attempt)
@@ -198,7 +206,7 @@ func (w *watcher) watch(ctx context.Context) (importState, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return importState{}, ctx.Err()
+			return importState{}, fmt.Errorf("watch import %s: %w", w.id, ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -30,6 +30,7 @@ type progressBar struct {
 	logEvery time.Duration
 
 	start    time.Time // the first observation
+	startRow int       // the processed count at start
 	samples  []sample  // recent (time, processed) observations, oldest first
 	lastDraw time.Time
 	drawn    bool // a line is on screen without its newline (tty only)
@@ -106,7 +107,7 @@ func (b *progressBar) endLine() {
 // (keeping at least two).
 func (b *progressBar) observe(now time.Time, processed int) {
 	if b.start.IsZero() {
-		b.start = now
+		b.start, b.startRow = now, processed
 	}
 	b.samples = append(b.samples, sample{at: now, processed: processed})
 	drop := 0
@@ -148,6 +149,12 @@ func (b *progressBar) line(s importState, now time.Time, withBar bool) string {
 	}
 	fmt.Fprintf(&sb, "%d/%d rows %5.1f%%", s.Processed, s.Total, pct)
 	r, ok := b.rate()
+	if s.Status == "completed" {
+		// The final line shows the average over the whole watch.
+		if secs := now.Sub(b.start).Seconds(); secs > 0 {
+			r, ok = float64(s.Processed-b.startRow)/secs, true
+		}
+	}
 	switch {
 	case ok:
 		fmt.Fprintf(&sb, "  %.0f rows/s", r)

@@ -30,6 +30,20 @@ type Backend interface {
 	InitTopics(ctx context.Context, topics []string) error
 }
 
+// UnitOfWorker is implemented by backends whose subscribers deliver
+// messages without a database transaction (Kafka). The middleware gives
+// each handler attempt one; the bus runs it inside the retry middleware, so
+// every attempt starts afresh.
+type UnitOfWorker interface {
+	UnitOfWork() message.HandlerMiddleware
+}
+
+// Runner is implemented by backends with background work of their own (the
+// Kafka backend's outbox forwarder). Run returns when ctx is done.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
 // SQLiteBackend is the embedded pub/sub: watermill-sql over the SQLite
 // database that also holds the projections, so consuming a message and
 // writing its effects is one transaction.

@@ -11,8 +11,10 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/cqrs"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
 // Config configures a Bus.
@@ -109,6 +111,7 @@ func New(cfg Config) (*Bus, error) {
 		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return Topic(p.EventName), nil },
 		OnPublish: func(p cqrs.OnEventSendParams) error {
 			stampCorrelation(p.Message.Context(), p.Message)
+			stampPartitionKey(p.Event, p.Message)
 			return nil
 		},
 		Marshaler: marshaler,
@@ -123,6 +126,7 @@ func New(cfg Config) (*Bus, error) {
 		},
 		OnSend: func(p cqrs.CommandBusOnSendParams) error {
 			stampCorrelation(p.Message.Context(), p.Message)
+			stampPartitionKey(p.Command, p.Message)
 			return nil
 		},
 		Marshaler: marshaler,
@@ -200,7 +204,7 @@ func permanent(err error) bool {
 
 func (b *Bus) addMiddleware() error {
 	poison, err := middleware.PoisonQueueWithFilter(b.cfg.Backend.Publisher(), PoisonTopic, func(err error) bool {
-		return !errors.Is(err, ErrDraining)
+		return !errors.Is(err, ErrDraining) && !redeliver(err)
 	})
 	if err != nil {
 		return fmt.Errorf("bus: poison queue: %w", err)
@@ -211,21 +215,32 @@ func (b *Bus) addMiddleware() error {
 		MaxInterval:     5 * time.Second,
 		Multiplier:      2,
 		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !permanent(p.Err) && !errors.Is(p.Err, ErrDraining)
+			return !permanent(p.Err) && !errors.Is(p.Err, ErrDraining) && !errors.Is(p.Err, ErrTxLost)
 		},
 		Logger: b.logger,
 	}
 	// Outermost first.
-	b.router.AddMiddleware(
+	mw := []message.HandlerMiddleware{
 		middleware.CorrelationID,
 		b.drainer.Middleware,
+		Abandon{Logger: b.logger}.Middleware,
 		poison,
 		b.poisonTerminal,
 		retry.Middleware,
 		middleware.Recoverer,
-		Savepoint,
-	)
+	}
+	if u, ok := b.cfg.Backend.(UnitOfWorker); ok {
+		mw = append(mw, u.UnitOfWork())
+	}
+	b.router.AddMiddleware(append(mw, Savepoint)...)
 	return nil
+}
+
+// redeliver reports errors after which the message must be delivered again
+// rather than poisoned: its transaction was lost (Abandon redelivers the
+// batch) or it clashed with a concurrent transaction (a new one will do).
+func redeliver(err error) bool {
+	return errors.Is(err, ErrTxLost) || storage.IsConflict(err)
 }
 
 // poisonTerminal keeps the poison queue from feeding itself: a handler of
@@ -234,7 +249,7 @@ func (b *Bus) addMiddleware() error {
 func (b *Bus) poisonTerminal(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		out, err := h(msg)
-		if err != nil && message.SubscribeTopicFromCtx(msg.Context()) == PoisonTopic && !errors.Is(err, ErrDraining) {
+		if err != nil && message.SubscribeTopicFromCtx(msg.Context()) == PoisonTopic && !errors.Is(err, ErrDraining) && !redeliver(err) {
 			b.logger.Error("poison queue message could not be salvaged", err, watermill.LogFields{"message_uuid": msg.UUID})
 			return nil, nil
 		}
@@ -297,6 +312,36 @@ func (b *Bus) IsRunning() bool {
 // Run runs the handlers until ctx is done, then drains in-flight handlers
 // and closes the router.
 func (b *Bus) Run(ctx context.Context) error {
+	r, ok := b.cfg.Backend.(Runner)
+	if !ok {
+		return b.runRouter(ctx)
+	}
+	// The backend's own work (the outbox forwarder) outlives the handlers,
+	// so that what they publish while draining is forwarded too; if it
+	// fails, the handlers stop.
+	g, gctx := errgroup.WithContext(ctx)
+	bctx, stopBackend := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackend()
+	g.Go(func() error {
+		defer stopBackend()
+		return b.runRouter(gctx)
+	})
+	g.Go(func() error {
+		err := r.Run(bctx)
+		if bctx.Err() == nil {
+			if err == nil {
+				err = errors.New("returned early")
+			}
+			return fmt.Errorf("bus: backend stopped: %w", err)
+		}
+		return err
+	})
+	return g.Wait()
+}
+
+// runRouter runs the handlers until ctx is done, then drains them and
+// closes the router.
+func (b *Bus) runRouter(ctx context.Context) error {
 	if b.handlers == 0 {
 		<-ctx.Done()
 		return nil

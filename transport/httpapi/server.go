@@ -109,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /openapi.yaml", s.openAPI)
 	for _, r := range cfg.Extra {
 		if len(r.Pattern) > 0 && containsV1(r.Pattern) {
 			s.mux.Handle(r.Pattern, s.authenticate(r.Handler))

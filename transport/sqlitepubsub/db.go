@@ -40,12 +40,13 @@ const busyTimeout = 10 * time.Second
 //
 // In addition, the pool queues its own writers in first-come, first-served
 // order before they ask SQLite for the write lock: read-write transactions
-// (held until they end) and Exec calls outside a transaction. SQLite's busy
-// handler just sleeps and retries, so without that queue a subscriber
-// draining a backlog — it commits a batch and immediately begins the next —
-// would starve every other writer until their busy_timeout expired. Queries
-// and read-only transactions do not queue. (*sql.Conn).Raw yields a wrapper
-// whose Unwrap() driver.Conn method returns the modernc.org/sqlite connection.
+// (until they end) and INSERT/UPDATE/DELETE/REPLACE statements executed
+// outside a transaction. SQLite's busy handler just sleeps and retries, so
+// without that queue a subscriber draining a backlog — it commits a batch
+// and immediately begins the next — would starve every other writer until
+// their busy_timeout expired. Queries and read-only transactions do not
+// queue. (*sql.Conn).Raw yields a wrapper whose Unwrap() driver.Conn method
+// returns the modernc.org/sqlite connection.
 //
 // The returned pool is also a valid watermillsql.Beginner and
 // watermillsql.ContextExecutor.
@@ -60,7 +61,7 @@ func OpenDB(path string) (*sql.DB, error) {
 			// otherwise spill dirty pages into the WAL mid-transaction.
 			"cache_size(-65536)",
 		},
-		"_txlock": {"immediate"},
+		"_txlock": {"deferred"},
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -160,10 +161,13 @@ func (c *gatedConn) Close() error {
 	return c.conn.Close()
 }
 
-// ExecContext implements driver.ExecerContext. Outside a transaction the
-// statement (normally a write, e.g. an autocommit INSERT) waits for the gate.
+// ExecContext implements driver.ExecerContext. Outside a transaction an
+// INSERT, UPDATE, DELETE or REPLACE (an autocommit write, e.g. a publisher
+// on the *sql.DB) waits for the gate. Other statements do not: most need no
+// write lock (CREATE TABLE IF NOT EXISTS of an existing table, PRAGMA), and
+// those that do are still serialized by SQLite's own lock.
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !c.inTransaction() && c.gate.acquire(ctx) {
+	if !c.inTransaction() && isDML(query) && c.gate.acquire(ctx) {
 		defer c.gate.release()
 	}
 	return c.conn.ExecContext(ctx, query, args)
@@ -193,7 +197,7 @@ func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.St
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite driver statement %T lacks expected methods", s)
 	}
-	return &gatedStmt{stmt: stmt, conn: c}, nil
+	return &gatedStmt{stmt: stmt, conn: c, dml: isDML(query)}, nil
 }
 
 // Ping implements driver.Pinger.
@@ -232,11 +236,17 @@ type sqliteStmt interface {
 	driver.StmtQueryContext
 }
 
-// gatedStmt is a prepared statement of a gatedConn; executing it outside a
-// transaction waits for the gate like gatedConn.ExecContext.
+// gatedStmt is a prepared statement of a gatedConn; executing a write
+// outside a transaction waits for the gate like gatedConn.ExecContext.
 type gatedStmt struct {
 	stmt sqliteStmt
 	conn *gatedConn
+	dml  bool // see isDML
+}
+
+// gated reports whether executing the statement now waits for the gate.
+func (s *gatedStmt) gated() bool {
+	return s.dml && !s.conn.inTransaction()
 }
 
 var _ sqliteStmt = (*gatedStmt)(nil)
@@ -249,7 +259,7 @@ func (s *gatedStmt) NumInput() int { return s.stmt.NumInput() }
 
 // Exec implements driver.Stmt.
 func (s *gatedStmt) Exec(args []driver.Value) (driver.Result, error) {
-	if !s.conn.inTransaction() && s.conn.gate.acquire(context.Background()) {
+	if s.gated() && s.conn.gate.acquire(context.Background()) {
 		defer s.conn.gate.release()
 	}
 	return s.stmt.Exec(args) //nolint:staticcheck // forwarding the deprecated method
@@ -262,7 +272,7 @@ func (s *gatedStmt) Query(args []driver.Value) (driver.Rows, error) {
 
 // ExecContext implements driver.StmtExecContext.
 func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
-	if !s.conn.inTransaction() && s.conn.gate.acquire(ctx) {
+	if s.gated() && s.conn.gate.acquire(ctx) {
 		defer s.conn.gate.release()
 	}
 	return s.stmt.ExecContext(ctx, args)
@@ -271,4 +281,38 @@ func (s *gatedStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (
 // QueryContext implements driver.StmtQueryContext.
 func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	return s.stmt.QueryContext(ctx, args)
+}
+
+// isDML reports whether query starts (after blanks and comments) with
+// INSERT, UPDATE, DELETE or REPLACE.
+func isDML(query string) bool {
+	for {
+		query = strings.TrimLeft(query, " \t\r\n\f")
+		switch {
+		case strings.HasPrefix(query, "--"):
+			i := strings.IndexByte(query, '\n')
+			if i < 0 {
+				return false
+			}
+			query = query[i+1:]
+		case strings.HasPrefix(query, "/*"):
+			i := strings.Index(query[2:], "*/")
+			if i < 0 {
+				return false
+			}
+			query = query[2+i+2:]
+		default:
+			end := strings.IndexFunc(query, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			})
+			if end < 0 {
+				end = len(query)
+			}
+			switch strings.ToUpper(query[:end]) {
+			case "INSERT", "UPDATE", "DELETE", "REPLACE":
+				return true
+			}
+			return false
+		}
+	}
 }

@@ -3,8 +3,8 @@ package upload
 import (
 	"bytes"
 	"encoding/csv"
-	"io"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -154,6 +154,6 @@ func compareWithEncodingCSV(t *testing.T, data []byte, rows []Row, err error) {
 		t.Fatalf("encoding/csv reads %d rows, Decode fails: %v", len(want), err)
 	}
 	if !reflect.DeepEqual(rows, want) {
-		t.Fatalf("rows differ from encoding/csv:\n got %q\nwant %q", rows, want)
+		t.Fatalf("rows differ from encoding/csv:\n got %#v\nwant %#v", rows, want)
 	}
 }

@@ -90,7 +90,7 @@ func TestMultipartUploadAndIdempotencyKey(t *testing.T) {
 	mw := multipart.NewWriter(&buf)
 	_ = mw.WriteField("default_region", "GB")
 	fw, _ := mw.CreateFormFile("file", "list.csv")
-	fmt.Fprint(fw, "name;mobile\nAda;07700 900123\nBob;07700 900124\n")
+	fmt.Fprint(fw, "name;mobile\nAda;07400 123456\nBob;07400 123457\n")
 	_ = mw.Close()
 	hdr := map[string]string{"Idempotency-Key": "upload-1"}
 	first, b1 := post(t, base+"/v1/imports", mw.FormDataContentType(), buf.Bytes(), hdr)

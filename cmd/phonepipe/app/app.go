@@ -33,6 +33,8 @@ import (
 type App struct {
 	cfg      Config
 	logger   *slog.Logger
+	// closeBackend releases the pub/sub backend (the Kafka producer).
+	closeBackend func() error
 	db       *storage.DB
 	bus      *bus.Bus
 	server   *http.Server
@@ -54,10 +56,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	if err := a.wire(); err != nil {
+		_ = a.closeBackend()
 		_ = a.db.Close()
 		return nil, err
 	}
 	if err := a.listen(); err != nil {
+		_ = a.closeBackend()
 		_ = a.db.Close()
 		return nil, err
 	}
@@ -65,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 }
 
 func (a *App) open(ctx context.Context) error {
-	db, err := storage.OpenSQLite(a.cfg.DataDir)
+	db, err := a.openDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -73,21 +77,30 @@ func (a *App) open(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(a.cfg.DataDir, "tmp"), 0o750); err != nil {
 		return errors.Join(fmt.Errorf("create upload spool dir: %w", err), db.Close())
 	}
-	if err := db.Migrate(ctx); err != nil {
-		return errors.Join(err, db.Close())
-	}
-	if err := projections.Migrate(ctx, db); err != nil {
-		return errors.Join(err, db.Close())
-	}
 	a.hooks = webhooks.NewStore(db.Write, webhooks.Dialect(db.Dialect))
-	if err := a.hooks.Migrate(ctx); err != nil {
+	// Processes that start together must not create the same tables at once.
+	err = db.WithMigrationLock(ctx, func(ctx context.Context) error {
+		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+		if err := projections.Migrate(ctx, db); err != nil {
+			return err
+		}
+		if err := a.hooks.Migrate(ctx); err != nil {
+			return err
+		}
+		return a.hooks.EnsureTenantSecrets(ctx, a.tenants(), a.cfg.WebhookSecret)
+	})
+	if err != nil {
 		return errors.Join(err, db.Close())
 	}
-	if err := a.hooks.EnsureTenantSecrets(ctx, a.tenants(), a.cfg.WebhookSecret); err != nil {
+	backend, closeBackend, err := a.newBackend(db)
+	if err != nil {
 		return errors.Join(err, db.Close())
 	}
+	a.closeBackend = closeBackend
 	b, err := bus.New(bus.Config{
-		Backend:    bus.SQLiteBackend{DB: db, PollInterval: a.cfg.PollInterval, AckDeadline: 10 * time.Minute},
+		Backend:    backend,
 		Logger:     a.logger,
 		MaxRetries: a.cfg.MaxRetries,
 		// A validation job is CPU-heavy and holds the single SQLite writer
@@ -95,11 +108,11 @@ func (a *App) open(ctx context.Context) error {
 		BatchSize: map[string]int{handlers.ValidatorName: 2, handlers.SplitterName: 1},
 	})
 	if err != nil {
-		return errors.Join(err, db.Close())
+		return errors.Join(err, closeBackend(), db.Close())
 	}
 	a.bus = b
-	if err := b.InitTopics(ctx); err != nil {
-		return errors.Join(err, db.Close())
+	if err := db.WithMigrationLock(ctx, b.InitTopics); err != nil {
+		return errors.Join(err, closeBackend(), db.Close())
 	}
 	return nil
 }
@@ -265,8 +278,14 @@ func (a *App) ready(ctx context.Context) error {
 // URL is the base URL the API listens on.
 func (a *App) URL() string { return "http://" + a.listener.Addr().String() }
 
-// DataPath is where the embedded database lives.
-func (a *App) DataPath() string { return a.db.Path }
+// DataPath is where the embedded database lives, or which server holds
+// the data.
+func (a *App) DataPath() string {
+	if a.db.Path != "" {
+		return a.db.Path
+	}
+	return "the " + string(a.db.Dialect) + " server"
+}
 
 // Run serves until ctx is cancelled, then shuts down: the HTTP server stops
 // taking requests, in-flight handlers finish, the database closes.
@@ -293,8 +312,8 @@ func (a *App) Run(ctx context.Context) error {
 			return a.server.Shutdown(shutdownCtx)
 		})
 	} else {
-		_ = a.listener.Close()
+		a.serveOps(gctx, g)
 	}
 	err := g.Wait()
-	return errors.Join(err, a.db.Close())
+	return errors.Join(err, a.closeBackend(), a.db.Close())
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +19,10 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 
 	"github.com/phonepipe/phonepipe/cmd/phonepipe/app"
+	"github.com/phonepipe/phonepipe/transport/web"
 )
 
 // chromiumEnv names the browser the browser tests drive.
@@ -193,7 +196,12 @@ func TestBrowserUploadShowsLiveProgressAndResults(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET / = %d %s; the browser page (transport/web) is not mounted", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	browserFlow(t, tab, log, base)
+}
 
+// browserFlow is the test's user story against the service at base.
+func browserFlow(t *testing.T, tab context.Context, log *pageLog, base string) {
+	t.Helper()
 	dir := t.TempDir()
 	const rows = 2000
 	file := filepath.Join(dir, "numbers.csv")
@@ -201,7 +209,7 @@ func TestBrowserUploadShowsLiveProgressAndResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = chromedp.Do(tab,
+	err := chromedp.Do(tab,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.ID("file")),
 		chromedp.SetUploadFiles(chromedp.ID("file"), []string{file}),
@@ -316,5 +324,134 @@ func TestBrowserUploadShowsLiveProgressAndResults(t *testing.T) {
 			continue
 		}
 		t.Errorf("page problem: %s", p)
+	}
+}
+
+// fakeProgress is a stand-in API for the page: it accepts one upload and
+// serves its progress over a WebSocket that drops after the first messages,
+// so the page has to resume with ?since=.
+type fakeProgress struct {
+	t      *testing.T
+	mu     sync.Mutex
+	sinces []string
+	tokens []string
+	auths  []string // Authorization of the plain requests
+}
+
+const fakeImport = "imp_browserfake"
+
+func (f *fakeProgress) state(status string, processed int) map[string]any {
+	s := map[string]any{"id": fakeImport, "status": status, "total": 100, "processed": processed,
+		"valid": 0, "invalid": 0, "duplicates": 0, "failed": 0}
+	if status == "completed" {
+		s["valid"], s["invalid"], s["duplicates"], s["failed"] = 60, 30, 9, 1
+	}
+	return s
+}
+
+func (f *fakeProgress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") && r.Header.Get("Upgrade") == "" {
+		f.mu.Lock()
+		f.auths = append(f.auths, r.Method+" "+r.Header.Get("Authorization"))
+		f.mu.Unlock()
+	}
+	switch r.URL.Path {
+	case "/v1/imports":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": fakeImport, "status": "accepted", "total": 100})
+	case "/v1/imports/" + fakeImport:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(f.state("processing", 40))
+	case "/v1/imports/" + fakeImport + "/progress":
+		f.mu.Lock()
+		n := len(f.sinces)
+		f.sinces = append(f.sinces, r.URL.Query().Get("since"))
+		f.tokens = append(f.tokens, r.URL.Query().Get("token"))
+		f.mu.Unlock()
+		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			f.t.Errorf("upgrade: %v", err)
+			return
+		}
+		defer c.Close()
+		send := func(typ string, seq int64, s map[string]any) {
+			if err := c.WriteJSON(map[string]any{"type": typ, "seq": seq, "import": s}); err != nil {
+				f.t.Errorf("write %s: %v", typ, err)
+			}
+		}
+		if n == 0 {
+			send("snapshot", 1, f.state("accepted", 0))
+			send("progress", 5, f.state("processing", 40))
+			time.Sleep(200 * time.Millisecond)
+			_ = c.NetConn().Close() // drop without a close frame
+			return
+		}
+		send("snapshot", 6, f.state("processing", 70))
+		send("completed", 7, f.state("completed", 100))
+		_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	default:
+		web.Handler().ServeHTTP(w, r)
+	}
+}
+
+// TestBrowserResumesProgressAfterDrop checks the page's reconnect logic: the
+// socket drops mid-way, the page reconnects with since=<last seq> and the API
+// key as ?token=, and shows the completed import.
+func TestBrowserResumesProgressAfterDrop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	tab, log := browser(t, ctx)
+	f := &fakeProgress{t: t}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "n.csv")
+	if err := os.WriteFile(file, []byte("number\n+36301234567\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := chromedp.Do(tab,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("file")),
+		chromedp.SetUploadFiles(chromedp.ID("file"), []string{file}),
+		chromedp.SetValue(chromedp.ID("api-key"), "k3y", chromedp.NodeReady),
+		chromedp.Click(chromedp.ID("submit")),
+	)
+	if err != nil {
+		t.Fatalf("upload through the page: %v", err)
+	}
+	_, err = chromedp.Run(tab, chromedp.Poll[bool](`document.querySelector('#status').textContent === 'completed'`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
+	if err != nil {
+		screenshot(t, tab, "resume-timeout")
+		t.Fatalf("waiting for completion: %v", err)
+	}
+	got, err := chromedp.Run(tab, chromedp.Evaluate[pageCounts](readPage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Percent != "100%" || got.Valid != 60 || got.Invalid != 30 || got.Duplicates != 9 || got.Failed != 1 || got.Error != "" {
+		t.Errorf("page shows %+v; want the completed counts", got)
+	}
+	f.mu.Lock()
+	sinces, tokens, auths := append([]string(nil), f.sinces...), append([]string(nil), f.tokens...), append([]string(nil), f.auths...)
+	f.mu.Unlock()
+	if len(auths) == 0 || auths[0] != "POST Bearer k3y" {
+		t.Errorf("plain requests %q; want the upload with the API key as Bearer", auths)
+	}
+	for _, a := range auths {
+		if !strings.HasSuffix(a, " Bearer k3y") {
+			t.Errorf("request %q without the API key", a)
+		}
+	}
+	if fmt.Sprint(sinces) != "[ 5]" {
+		t.Errorf("since parameters %q; want a first connection without and a second with since=5", sinces)
+	}
+	for _, tok := range tokens {
+		if tok != "k3y" {
+			t.Errorf("token parameter %q; want the API key", tok)
+		}
+	}
+	if problems, _ := log.snapshot(); len(problems) > 0 {
+		t.Logf("page problems (expected: the dropped socket): %q", problems)
 	}
 }

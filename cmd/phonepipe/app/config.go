@@ -51,6 +51,20 @@ type Config struct {
 	// MaxRetries bounds retries of a failing message before the poison
 	// queue (default 5).
 	MaxRetries int
+	// PostgresDSN is the database of the postgres backend, and of the
+	// projections with the kafka backend (else they stay in DataDir).
+	PostgresDSN string
+	// MySQLDSN is the database of the mysql backend.
+	MySQLDSN string
+	// KafkaBrokers are the bootstrap brokers (host:port) of the kafka backend.
+	KafkaBrokers []string
+	// KafkaPartitions is the partition count of the topics the kafka
+	// backend creates: the most processes of one role that work at once.
+	// Default 12.
+	KafkaPartitions int
+	// KafkaSessionTimeout is how long a dead process keeps its partitions.
+	// Default 10s.
+	KafkaSessionTimeout time.Duration
 	Logger     *slog.Logger
 
 	// enrich replaces the phone rule; tests use it to inject failures.
@@ -105,8 +119,25 @@ func (c *Config) setDefaults() {
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
-	if c.Backend != "sqlite" {
-		return fmt.Errorf("backend %q is not available yet (sqlite only)", c.Backend)
+	switch c.Backend {
+	case BackendSQLite:
+	case BackendPostgres:
+		if c.PostgresDSN == "" {
+			return errors.New("backend postgres needs --postgres-dsn")
+		}
+	case BackendMySQL:
+		if c.MySQLDSN == "" {
+			return errors.New("backend mysql needs --mysql-dsn")
+		}
+	case BackendKafka:
+		if len(c.KafkaBrokers) == 0 {
+			return errors.New("backend kafka needs --kafka-brokers")
+		}
+		if c.KafkaPartitions < 0 || c.KafkaSessionTimeout < 0 {
+			return errors.New("kafka partitions and session timeout must not be negative")
+		}
+	default:
+		return fmt.Errorf("unknown backend %q (sqlite, postgres, mysql or kafka)", c.Backend)
 	}
 	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 {
 		return errors.New("limits must not be negative")

@@ -1,0 +1,62 @@
+package bus_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
+
+	"github.com/phonepipe/phonepipe/internal/testenv"
+	"github.com/phonepipe/phonepipe/transport/bus"
+	"github.com/phonepipe/phonepipe/transport/storage"
+)
+
+// sqlPubSub returns a constructor of the SQL backend exactly as the service
+// configures it (bus.NewSQLBackend defaults, the bus's default batch), on
+// a pool of its own per call, like separate processes.
+func sqlPubSub(open func(context.Context) (*storage.DB, error)) tests.ConsumerGroupPubSubConstructor {
+	return func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+		db, err := open(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		b, err := bus.NewSQLBackend(bus.SQLBackend{DB: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := b.Subscriber(group, bus.DefaultBatchSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Publisher(), sub
+	}
+}
+
+// sqlFeatures are what watermill-sql's default adapters guarantee: the
+// consumer group's offsets row is locked for the whole delivering
+// transaction, so a group delivers each message once, in order, across
+// any number of subscribers.
+var sqlFeatures = tests.Features{
+	ConsumerGroups:      true,
+	ExactlyOnceDelivery: true,
+	GuaranteedOrder:     true,
+	Persistent:          true,
+}
+
+func runSQLSuite(t *testing.T, dsn string, open func(context.Context, string) (*storage.DB, error)) {
+	cg := sqlPubSub(func(ctx context.Context) (*storage.DB, error) { return open(ctx, dsn) })
+	tests.TestPubSub(t, sqlFeatures,
+		func(t *testing.T) (message.Publisher, message.Subscriber) { return cg(t, "test") }, cg)
+}
+
+func TestPostgresPubSub(t *testing.T) {
+	t.Parallel()
+	runSQLSuite(t, testenv.Postgres(t), storage.OpenPostgres)
+}
+
+func TestMySQLPubSub(t *testing.T) {
+	t.Parallel()
+	runSQLSuite(t, testenv.MySQL(t), storage.OpenMySQL)
+}

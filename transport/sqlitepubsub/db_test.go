@@ -1,0 +1,445 @@
+package sqlitepubsub
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	watermillsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestOpenDBConfiguresEveryConnection(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+
+	// Hold several connections at once so that the pool must open new ones.
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := db.Conn(ctx)
+		require.NoError(t, err)
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		var journal string
+		var busy, fk, sync int
+		require.NoError(t, c.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal))
+		require.NoError(t, c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy))
+		require.NoError(t, c.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk))
+		require.NoError(t, c.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync))
+		assert.Equal(t, "wal", journal, "connection %d", i)
+		assert.Equal(t, 10000, busy, "connection %d", i)
+		assert.Equal(t, 1, fk, "connection %d", i)
+		assert.Equal(t, 1, sync, "connection %d: synchronous=NORMAL", i)
+		require.NoError(t, c.Close())
+	}
+}
+
+// TestTransactionsBeginImmediate checks that a transaction holds the write
+// lock from BEGIN on, before it wrote anything, while readers carry on.
+func TestTransactionsBeginImmediate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "test.db")
+	db, err := OpenDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	ro, err := OpenReadOnlyDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ro.Close() })
+	// A pool of its own, so that it waits for SQLite's lock rather than
+	// for the in-process queue of db.
+	other, err := OpenDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+
+	ctx := context.Background()
+	_, err = db.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`)
+	require.NoError(t, err)
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, tx.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n))
+
+	// Another writer cannot get in, although tx only read so far.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = other.ExecContext(short, `INSERT INTO t VALUES (1)`)
+	require.Error(t, err, "write lock must be held from BEGIN")
+
+	// Readers are not blocked.
+	require.NoError(t, ro.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n))
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n))
+
+	// Read-then-write inside the transaction never fails to upgrade.
+	_, err = tx.ExecContext(ctx, `INSERT INTO t VALUES (?)`, n+1)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+
+	_, err = other.ExecContext(ctx, `INSERT INTO t VALUES (2)`)
+	require.NoError(t, err)
+}
+
+func TestOpenReadOnlyDB(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+
+	_, err := OpenReadOnlyDB(filepath.Join(dir, "fresh.db"))
+	require.Error(t, err, "a database not in WAL mode is refused")
+
+	path := filepath.Join(dir, "test.db")
+	db, err := OpenDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	ro, err := OpenReadOnlyDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ro.Close() })
+
+	ctx := context.Background()
+	_, err = db.ExecContext(ctx, `CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)`)
+	require.NoError(t, err)
+
+	var x int
+	require.NoError(t, ro.QueryRowContext(ctx, `SELECT x FROM t`).Scan(&x))
+	assert.Equal(t, 7, x)
+	_, err = ro.ExecContext(ctx, `INSERT INTO t VALUES (8)`)
+	require.Error(t, err, "read-only pool must refuse writes")
+
+	// Transactions on the read-only pool are deferred: they do not wait
+	// for a writer holding the lock.
+	wtx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = wtx.Rollback() }()
+	rtx, err := ro.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, rtx.QueryRowContext(ctx, `SELECT x FROM t`).Scan(&x))
+	require.NoError(t, rtx.Commit())
+}
+
+func TestOpenDBRejectsBadPaths(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"", "a?b.db", "file:x.db"} {
+		_, err := OpenDB(p)
+		assert.Error(t, err, "path %q", p)
+	}
+}
+
+func TestSubscribeIsolationLevelAccepted(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	tx, err := db.BeginTx(context.Background(), &sql.TxOptions{Isolation: SchemaAdapter{}.SubscribeIsolationLevel()})
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback())
+}
+
+func TestTableNames(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, `"watermill_orders.created-v1_x"`, MessagesTable("orders.created-v1_x"))
+	assert.Equal(t, `"watermill_offsets_orders.created-v1_x"`, OffsetsTable("orders.created-v1_x"))
+	assert.Equal(t, `"watermill_a""b"`, MessagesTable(`a"b`))
+}
+
+func TestInitializeTopic(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	const topic = "a.b-c_d:e$f"
+	require.NoError(t, InitializeTopic(ctx, db, topic))
+	require.NoError(t, InitializeTopic(ctx, db, topic), "idempotent")
+
+	for _, table := range []string{MessagesTable(topic), OffsetsTable(topic)} {
+		var n int
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n), table)
+	}
+
+	err := InitializeTopic(ctx, db, "bad topic; DROP TABLE x")
+	require.ErrorIs(t, err, watermillsql.ErrInvalidTopicName)
+	require.ErrorIs(t, InitializeTopic(ctx, db, ""), watermillsql.ErrInvalidTopicName)
+}
+
+// TestRoundTrip publishes arbitrary bytes and metadata and checks what the
+// subscriber returns and how it is stored.
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	const topic = "round.trip-1"
+
+	payloads := [][]byte{
+		{0x00, 0xff, 0xfe, 'x', 0x00},     // NUL bytes, invalid UTF-8
+		[]byte(`{"json": true}`),          // JSON is just bytes too
+		[]byte("plain text with ünïcode"), // valid UTF-8
+		nil,                               // empty payload
+	}
+	pub, err := NewPublisher(db, testLogger())
+	require.NoError(t, err)
+	var sent []*message.Message
+	for i, p := range payloads {
+		msg := message.NewMessage(watermill.NewUUID(), p)
+		msg.Metadata.Set("index", string(rune('0'+i)))
+		msg.Metadata.Set("quote", `"'`)
+		sent = append(sent, msg)
+	}
+	require.NoError(t, pub.Publish(topic, sent...))
+	require.NoError(t, pub.Publish(topic), "publishing nothing is a no-op")
+
+	sub := newTestSubscriber(t, db, SubscriberConfig{ConsumerGroup: "g"})
+	msgs, err := sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	for i, want := range sent {
+		select {
+		case got := <-msgs:
+			assert.Equal(t, want.UUID, got.UUID, "in order")
+			assert.Equal(t, len(want.Payload), len(got.Payload), "message %d", i)
+			if len(want.Payload) > 0 {
+				assert.Equal(t, []byte(want.Payload), []byte(got.Payload), "message %d", i)
+			}
+			assert.Equal(t, want.Metadata, got.Metadata, "message %d", i)
+			got.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d not received", i)
+		}
+	}
+
+	var payloadType, metadataType, index string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT typeof(payload), typeof(metadata), json_extract(metadata, '$.index')
+		FROM `+MessagesTable(topic)+` ORDER BY "offset" LIMIT 1`).Scan(&payloadType, &metadataType, &index))
+	assert.Equal(t, "blob", payloadType)
+	assert.Equal(t, "text", metadataType)
+	assert.Equal(t, "0", index)
+}
+
+func TestPublishTooManyInOneCall(t *testing.T) {
+	t.Parallel()
+	msgs := make(message.Messages, maxPublishBatch+1)
+	for i := range msgs {
+		msgs[i] = message.NewMessage("x", nil)
+	}
+	_, err := SchemaAdapter{}.InsertQuery("t", msgs)
+	require.Error(t, err)
+	q, err := SchemaAdapter{}.InsertQuery("t", msgs[:maxPublishBatch])
+	require.NoError(t, err)
+	assert.Len(t, q.Args, maxVariables-maxVariables%insertColumns)
+}
+
+func TestPublisherInTransaction(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	const topic = "in-tx"
+	require.NoError(t, InitializeTopic(ctx, db, topic))
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	pub, err := NewPublisher(tx, testLogger())
+	require.NoError(t, err)
+	require.NoError(t, pub.Publish(topic, message.NewMessage("a", nil)))
+	require.NoError(t, tx.Commit())
+
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM `+MessagesTable(topic)).Scan(&n))
+	assert.Equal(t, 1, n)
+}
+
+func TestNewSubscriberValidates(t *testing.T) {
+	t.Parallel()
+	_, err := NewSubscriber(nil, SubscriberConfig{}, nil)
+	require.Error(t, err)
+	db := newTestDB(t)
+	_, err = NewSubscriber(db, SubscriberConfig{PollInterval: -time.Second}, nil)
+	require.Error(t, err)
+	_, err = NewSubscriber(db, SubscriberConfig{BatchSize: -1}, nil)
+	require.Error(t, err)
+	sub, err := NewSubscriber(db, SubscriberConfig{}, nil)
+	require.NoError(t, err)
+	require.NoError(t, sub.Close())
+}
+
+// TestWritersNotStarvedByDrainingSubscriber checks the pool's writer queue:
+// while a subscriber drains a backlog — committing a batch and immediately
+// beginning the next one — other writers still get their turn quickly
+// instead of failing with SQLITE_BUSY after busy_timeout.
+func TestWritersNotStarvedByDrainingSubscriber(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	const topic = "backlog"
+	require.NoError(t, InitializeTopic(ctx, db, topic))
+	_, err := db.ExecContext(ctx, `CREATE TABLE other (x INTEGER)`)
+	require.NoError(t, err)
+
+	const backlog = 3000
+	pub, err := NewPublisher(db, testLogger())
+	require.NoError(t, err)
+	batch := make([]*message.Message, 0, backlog)
+	for range backlog {
+		batch = append(batch, message.NewMessage(watermill.NewUUID(), []byte("x")))
+	}
+	require.NoError(t, pub.Publish(topic, batch...))
+
+	sub := newTestSubscriber(t, db, SubscriberConfig{ConsumerGroup: "g", BatchSize: 20})
+	msgs, err := sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	drained := make(chan struct{})
+	go func() {
+		n := 0
+		for msg := range msgs {
+			time.Sleep(100 * time.Microsecond) // some work per message
+			msg.Ack()
+			if n++; n == backlog {
+				close(drained)
+			}
+		}
+	}()
+
+	var worst time.Duration
+	writes := 0
+	for done := false; !done; {
+		select {
+		case <-drained:
+			done = true
+		case <-time.After(20 * time.Millisecond):
+		}
+		start := time.Now()
+		_, err := db.ExecContext(ctx, `INSERT INTO other VALUES (1)`)
+		require.NoError(t, err)
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		_, err = tx.ExecContext(ctx, `INSERT INTO other VALUES (2)`)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+		worst = max(worst, time.Since(start))
+		writes++
+	}
+	t.Logf("%d writes while draining, slowest %s", writes, worst)
+	assert.Greater(t, writes, 3)
+	assert.Less(t, worst, 3*time.Second, "writers must not wait for the whole backlog")
+}
+
+func TestIsDML(t *testing.T) {
+	t.Parallel()
+	for q, want := range map[string]bool{
+		"INSERT INTO t VALUES (1)":             true,
+		"  \n\tinsert into t values (1)":       true,
+		"-- comment\nUPDATE t SET x = 1":       true,
+		"/* c */ DELETE FROM t":                true,
+		"REPLACE INTO t VALUES (1)":            true,
+		"SELECT 1":                             false,
+		"CREATE TABLE IF NOT EXISTS t (x)":     false,
+		"PRAGMA foreign_keys":                  false,
+		"-- only a comment":                    false,
+		"/* unterminated":                      false,
+		"":                                     false,
+		"INSERTED":                             false,
+		"WITH x AS (SELECT 1) SELECT * FROM x": false,
+	} {
+		assert.Equal(t, want, isDML(q), "%q", q)
+	}
+}
+
+func TestBackoffManager(t *testing.T) {
+	t.Parallel()
+	b := backoffManager{pollInterval: time.Millisecond, retryInterval: time.Second}
+	l := testLogger()
+	assert.Equal(t, time.Millisecond, b.HandleError(l, true, nil))
+	assert.Equal(t, time.Duration(0), b.HandleError(l, false, nil))
+	assert.Equal(t, time.Second, b.HandleError(l, false, errors.New("boom")))
+	assert.Equal(t, time.Millisecond, b.HandleError(l, false, context.Canceled))
+
+	// A genuine SQLITE_BUSY from the driver.
+	path := filepath.Join(t.TempDir(), "busy.db")
+	db, err := OpenDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(0)")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+	tx, err := db.BeginTx(context.Background(), nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	_, err = other.Exec(`CREATE TABLE x (y)`)
+	require.Error(t, err)
+	assert.True(t, isBusy(err), "%v", err)
+	assert.Equal(t, time.Millisecond, b.HandleError(l, false, err))
+}
+
+func TestSavepointMiddleware(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	_, err := db.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`)
+	require.NoError(t, err)
+
+	write := func(x int, fail bool) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			tx, ok := watermillsql.TxFromContext(msg.Context())
+			if !ok {
+				return nil, errors.New("no transaction")
+			}
+			if _, err := tx.ExecContext(msg.Context(), `INSERT INTO t VALUES (?)`, x); err != nil {
+				return nil, err
+			}
+			if fail {
+				return nil, errors.New("fail")
+			}
+			return nil, nil
+		}
+	}
+
+	const topic = "savepoint"
+	pub, err := NewPublisher(db, testLogger())
+	require.NoError(t, err)
+	require.NoError(t, pub.Publish(topic, message.NewMessage("m", nil)))
+	sub := newTestSubscriber(t, db, SubscriberConfig{ConsumerGroup: "g"})
+	msgs, err := sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	var msg *message.Message
+	select {
+	case msg = <-msgs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message")
+	}
+
+	// Several attempts on the same delivery transaction.
+	_, err = SavepointMiddleware(write(1, true))(msg)
+	require.Error(t, err)
+	func() {
+		defer func() { assert.NotNil(t, recover(), "panic propagates") }()
+		_, _ = SavepointMiddleware(func(msg *message.Message) ([]*message.Message, error) {
+			_, _ = write(3, false)(msg)
+			panic("handler panic")
+		})(msg)
+	}()
+	_, err = SavepointMiddleware(write(2, false))(msg)
+	require.NoError(t, err)
+	msg.Ack()
+	require.NoError(t, sub.Close()) // the transaction has committed when Close returns
+
+	var got []int
+	rows, err := db.QueryContext(ctx, `SELECT x FROM t ORDER BY x`)
+	require.NoError(t, err)
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var x int
+		require.NoError(t, rows.Scan(&x))
+		got = append(got, x)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []int{2}, got, "only the successful attempt's write is kept")
+
+	// Without a transaction the handler runs as is.
+	called := false
+	_, err = SavepointMiddleware(func(*message.Message) ([]*message.Message, error) {
+		called = true
+		return nil, nil
+	})(message.NewMessage("p", nil))
+	require.NoError(t, err)
+	assert.True(t, called)
+}

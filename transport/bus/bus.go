@@ -222,6 +222,7 @@ func (b *Bus) addMiddleware() error {
 	// Outermost first.
 	mw := []message.HandlerMiddleware{
 		middleware.CorrelationID,
+		logMessages(b.cfg.Logger),
 		b.drainer.Middleware,
 		Abandon{Logger: b.logger}.Middleware,
 		poison,

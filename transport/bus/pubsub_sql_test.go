@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -13,16 +14,31 @@ import (
 )
 
 // sqlPubSub returns a constructor of the SQL backend exactly as the service
-// configures it (bus.NewSQLBackend defaults, the bus's default batch), on
-// a pool of its own per call, like separate processes.
+// configures it (bus.NewSQLBackend defaults, the bus's default batch). All
+// pub/subs of one test share one pool, as the handlers of one process do;
+// a pool per constructor call would exceed the server's connection limit
+// in the suite's concurrent tests.
 func sqlPubSub(open func(context.Context) (*storage.DB, error)) tests.ConsumerGroupPubSubConstructor {
-	return func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+	var (
+		mu  sync.Mutex
+		dbs = map[testing.TB]*storage.DB{}
+	)
+	dbFor := func(t *testing.T) *storage.DB {
+		mu.Lock()
+		defer mu.Unlock()
+		if db, ok := dbs[t]; ok {
+			return db
+		}
 		db, err := open(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = db.Close() })
-		b, err := bus.NewSQLBackend(bus.SQLBackend{DB: db})
+		dbs[t] = db
+		return db
+	}
+	return func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
+		b, err := bus.NewSQLBackend(bus.SQLBackend{DB: dbFor(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

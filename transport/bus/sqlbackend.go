@@ -120,14 +120,33 @@ func (b SQLBackend) Subscriber(consumerGroup string, batch int) (message.Subscri
 		ResendInterval:   b.ResendInterval,
 		RetryInterval:    b.PollInterval,
 		BackoffManager:   sqlBackoff{poll: b.PollInterval, retry: time.Second},
-		SchemaAdapter:    b.SchemaAdapter(batch),
-		OffsetsAdapter:   b.OffsetsAdapter(),
-		InitializeSchema: true,
+		SchemaAdapter:  b.SchemaAdapter(batch),
+		OffsetsAdapter: b.OffsetsAdapter(),
+		// Tables are created by initializingSubscriber, under a lock.
+		InitializeSchema: false,
 	}, b.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber for %s: %w", consumerGroup, err)
 	}
-	return sub, nil
+	return initializingSubscriber{Subscriber: sub, init: b.InitTopics}, nil
+}
+
+// initializingSubscriber creates a topic's tables before subscribing to it.
+type initializingSubscriber struct {
+	message.Subscriber
+	init func(ctx context.Context, topics []string) error
+}
+
+func (s initializingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := s.init(ctx, []string{topic}); err != nil {
+		return nil, err
+	}
+	return s.Subscriber.Subscribe(ctx, topic)
+}
+
+// SubscribeInitialize implements message.SubscribeInitializer.
+func (s initializingSubscriber) SubscribeInitialize(topic string) error {
+	return s.init(context.Background(), []string{topic})
 }
 
 // BroadcastSubscriber implements Backend: before subscribing to a topic it
@@ -167,17 +186,20 @@ func (b SQLBackend) seekToEnd(topic string) string {
 }
 
 // InitTopics implements Backend: it creates the messages and offsets tables
-// of every topic.
+// of every topic, holding the database's migration lock (PostgreSQL's
+// CREATE TABLE IF NOT EXISTS fails when a twin runs at the same time).
 func (b SQLBackend) InitTopics(ctx context.Context, topics []string) error {
-	for _, t := range topics {
-		queries := append(b.SchemaAdapter(0).SchemaInitializingQueries(t), b.OffsetsAdapter().SchemaInitializingQueries(t)...)
-		for _, q := range queries {
-			if _, err := b.DB.Write.ExecContext(ctx, q.Query, q.Args...); err != nil {
-				return fmt.Errorf("initialize topic %s: %w", t, err)
+	return b.DB.WithMigrationLock(ctx, func(ctx context.Context) error {
+		for _, t := range topics {
+			queries := append(b.SchemaAdapter(0).SchemaInitializingQueries(t), b.OffsetsAdapter().SchemaInitializingQueries(t)...)
+			for _, q := range queries {
+				if _, err := b.DB.Write.ExecContext(ctx, q.Query, q.Args...); err != nil {
+					return fmt.Errorf("initialize topic %s: %w", t, err)
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // sqlBackoff decides how long a SQL subscriber waits before its next query.

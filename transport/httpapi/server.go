@@ -137,7 +137,7 @@ func (s *Server) Handler() http.Handler {
 			id = newID("req")
 		}
 		w.Header().Set("X-Request-Id", id)
-		s.mux.ServeHTTP(w, r.WithContext(bus.WithCorrelationID(r.Context(), id)))
+		s.accessLog(s.mux, id, w, r.WithContext(bus.WithCorrelationID(r.Context(), id)))
 	})
 }
 

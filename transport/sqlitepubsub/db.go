@@ -31,6 +31,8 @@ const busyTimeout = 10 * time.Second
 //   - synchronous=NORMAL: durable across application crashes, and with WAL
 //     the database stays consistent after a power loss (the last
 //     transactions may be lost);
+//   - cache_size=64MiB per connection, so that large write transactions do
+//     not spill dirty pages into the WAL before they commit;
 //   - _txlock=immediate: every transaction starts with BEGIN IMMEDIATE and
 //     thus holds the write lock from its first statement. Read-then-write
 //     transactions never fail with SQLITE_BUSY when upgrading from a read
@@ -61,7 +63,7 @@ func OpenDB(path string) (*sql.DB, error) {
 			// otherwise spill dirty pages into the WAL mid-transaction.
 			"cache_size(-65536)",
 		},
-		"_txlock": {"deferred"},
+		"_txlock": {"immediate"},
 	})
 	if err != nil {
 		return nil, err

@@ -370,7 +370,7 @@ func TestBackoffManager(t *testing.T) {
 	assert.Equal(t, time.Millisecond, b.HandleError(l, false, err))
 }
 
-func TestSavepointMiddleware(t *testing.T) {
+func TestSavepointRollsBackFailedAttempts(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
 	ctx := context.Background()
@@ -408,16 +408,16 @@ func TestSavepointMiddleware(t *testing.T) {
 	}
 
 	// Several attempts on the same delivery transaction.
-	_, err = SavepointMiddleware(write(1, true))(msg)
+	_, err = savepointMiddleware(write(1, true))(msg)
 	require.Error(t, err)
 	func() {
 		defer func() { assert.NotNil(t, recover(), "panic propagates") }()
-		_, _ = SavepointMiddleware(func(msg *message.Message) ([]*message.Message, error) {
+		_, _ = savepointMiddleware(func(msg *message.Message) ([]*message.Message, error) {
 			_, _ = write(3, false)(msg)
 			panic("handler panic")
 		})(msg)
 	}()
-	_, err = SavepointMiddleware(write(2, false))(msg)
+	_, err = savepointMiddleware(write(2, false))(msg)
 	require.NoError(t, err)
 	msg.Ack()
 	require.NoError(t, sub.Close()) // the transaction has committed when Close returns
@@ -436,7 +436,7 @@ func TestSavepointMiddleware(t *testing.T) {
 
 	// Without a transaction the handler runs as is.
 	called := false
-	_, err = SavepointMiddleware(func(*message.Message) ([]*message.Message, error) {
+	_, err = savepointMiddleware(func(*message.Message) ([]*message.Message, error) {
 		called = true
 		return nil, nil
 	})(message.NewMessage("p", nil))

@@ -39,9 +39,10 @@
 // consumer groups have different rows in the offsets table, so each group
 // receives every message. As a safety net for pools that were not opened
 // with BEGIN IMMEDIATE, the subscriber writes to the offsets row before it
-// delivers the first message of a batch: in a deferred transaction that write
-// fails (SQLITE_BUSY / SQLITE_BUSY_SNAPSHOT) if another writer committed since
-// the batch was read, so the batch is retried instead of delivered twice.
+// delivers each message: in a deferred transaction the first such write
+// fails (SQLITE_BUSY / SQLITE_BUSY_SNAPSHOT) if another writer committed
+// since the batch was read, so the batch is read again instead of being
+// delivered twice.
 //
 // No message is skipped: a message's offset is assigned when it is inserted
 // (AUTOINCREMENT, so offsets are never reused), and an inserting transaction
@@ -57,9 +58,11 @@
 //
 // # Consequences for users (read this)
 //
-// The subscriber holds the database's write lock while a message (or a whole
-// batch of SubscriberConfig.BatchSize messages) is being handled, including
-// the ResendInterval pauses after a Nack. While it does:
+// The subscriber holds the database's write lock from the moment it reads a
+// batch (up to SubscriberConfig.BatchSize messages) until the last message
+// of the batch is acked — including the time the message waits to be
+// received from the channel, the handler runs, and the ResendInterval
+// pauses after a Nack. While it does:
 //
 //   - Handlers must write through the delivering transaction,
 //     watermillsql.TxFromContext(msg.Context()), and publish follow-up
@@ -67,19 +70,25 @@
 //     (NewPublisher(tx, logger)). A write through any other connection —
 //     including a Watermill router publishing a handler's returned messages
 //     with a publisher built on the *sql.DB — waits for the lock the
-//     subscriber holds until busy_timeout and then fails with SQLITE_BUSY.
-//   - Other writers (HTTP handlers, other subscribers) wait for the handler to
-//     finish. Keep handlers short, or lower BatchSize to release the lock more
-//     often. Readers are never blocked (WAL); use OpenReadOnlyDB for queries.
+//     subscriber holds and fails after busy_timeout (10s; up to twice that
+//     with the in-process queue of OpenDB in front of it).
+//   - Other writers (HTTP handlers, other subscribers, other topics) wait
+//     for the batch to finish; OpenDB queues them in arrival order so that
+//     none is starved. Keep handlers short, or lower BatchSize to release
+//     the lock more often. Readers are never blocked (WAL); use
+//     OpenReadOnlyDB for queries.
+//   - A subscription whose channel nobody reads blocks all writers until its
+//     AckDeadline (default 5s) expires.
 //
 // Watermill-sql redelivers a nacked message inside the same transaction, so
-// by itself a Nack does not undo the handler's writes (see
-// https://github.com/ThreeDotsLabs/watermill/issues/224). Wrap handlers with
-// SavepointMiddleware to make each delivery attempt's writes atomic: they are
-// rolled back when the handler fails and kept when it succeeds. Writes made
-// by a handler whose message ends up not acknowledged because the subscriber
-// was closed, its context was canceled or the AckDeadline passed are
-// committed with the rest of the batch (watermill-sql commits whenever the
-// transaction did not fail); handlers should be idempotent or keep
-// AckDeadline well above their run time.
+// a Nack by itself does not undo the handler's writes (see
+// https://github.com/ThreeDotsLabs/watermill/issues/224). Run each handler
+// attempt inside a SAVEPOINT of the delivering transaction and roll back to
+// it when the attempt fails (transport/bus does); a message's writes are
+// then committed if and only if it was acked. One gap remains: if a message
+// ends up not acknowledged because the subscriber was closed, its context
+// was canceled or the AckDeadline passed while its handler was running,
+// watermill-sql still commits the transaction, including whatever that
+// handler had written so far, and delivers the message again later.
+// Handlers should be idempotent, and AckDeadline well above their run time.
 package sqlitepubsub

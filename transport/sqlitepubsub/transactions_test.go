@@ -257,7 +257,7 @@ func TestOffsetsFollowCommitOrder(t *testing.T) {
 // TestConsumerGroupSplitsMessages runs two subscribers of one consumer group
 // while messages trickle in: together they receive every message once, and
 // both get some. Handlers write through the delivering transaction, wrapped
-// in SavepointMiddleware; some attempts fail (nack). A message's writes must
+// in savepointMiddleware; some attempts fail (nack). A message's writes must
 // be committed if and only if it was acked: exactly one effect row per
 // message, written by the attempt that succeeded.
 func TestConsumerGroupSplitsMessages(t *testing.T) {
@@ -301,7 +301,7 @@ func TestConsumerGroupSplitsMessages(t *testing.T) {
 		sub := newTestSubscriber(t, db, SubscriberConfig{ConsumerGroup: "workers", BatchSize: 3})
 		msgs, err := sub.Subscribe(ctx, topic)
 		require.NoError(t, err)
-		h := SavepointMiddleware(handler(worker))
+		h := savepointMiddleware(handler(worker))
 		consumers.Add(1)
 		go func() {
 			defer consumers.Done()
@@ -376,7 +376,7 @@ func TestConsumerGroupSplitsMessages(t *testing.T) {
 }
 
 // TestNackWithoutSavepointKeepsWrites pins watermill-sql's behavior that
-// SavepointMiddleware exists for: a nacked message is redelivered in the
+// savepointMiddleware exists for: a nacked message is redelivered in the
 // same transaction, so without a savepoint the failed attempt's writes are
 // committed along with the successful one's.
 func TestNackWithoutSavepointKeepsWrites(t *testing.T) {

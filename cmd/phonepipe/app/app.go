@@ -111,7 +111,7 @@ func (a *App) open(ctx context.Context) error {
 		return errors.Join(err, closeBackend(), db.Close())
 	}
 	a.bus = b
-	if err := db.WithMigrationLock(ctx, b.InitTopics); err != nil {
+	if err := b.InitTopics(ctx); err != nil {
 		return errors.Join(err, closeBackend(), db.Close())
 	}
 	return nil

@@ -38,6 +38,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	fs.StringVar(&cfg.APIKeys, "api-keys", "", "tenant:key,tenant:key; empty = auth off, one tenant named default")
 	fs.Int64Var(&cfg.MaxUploadBytes, "max-upload-bytes", 100<<20, "larger request bodies get 413")
 	fs.IntVar(&cfg.MaxRows, "max-rows", 1_000_000, "most data rows one import may have (more gets 422)")
+	fs.Float64Var(&cfg.ImportRate, "import-rate", 10, "POST /v1/imports allowed per second per tenant, on average (more gets 429); 0 = no limit")
+	fs.IntVar(&cfg.ImportBurst, "import-burst", 20, "POST /v1/imports a tenant may make at once before --import-rate applies")
 	fs.IntVar(&cfg.JobSize, "job-size", 500, "rows per validation job")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 50*time.Millisecond, "how often idle SQL subscribers look for new messages")
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "tenant signing secret, whsec_ + base64 (default: generated once per tenant and persisted)")

@@ -30,6 +30,8 @@ type Config struct {
 	APIKeys []APIKey
 	// Limits bound uploads.
 	Limits upload.Limits
+	// ImportRate limits POST /v1/imports per tenant; zero means no limit.
+	ImportRate RateLimit
 	// TempDir is where uploads are spooled before they are stored.
 	TempDir string
 	// DefaultRegion is the server's --default-region.
@@ -92,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 	api := func(pattern string, h http.HandlerFunc) {
 		s.mux.Handle(pattern, s.authenticate(h))
 	}
-	api("POST /v1/imports", s.postImport)
+	api("POST /v1/imports", s.limitImports(s.postImport))
 	api("GET /v1/imports/{id}", s.getImport)
 	api("GET /v1/imports/{id}/results", s.getResults)
 	api("GET /v1/numbers/{e164}", s.getNumber)

@@ -260,6 +260,22 @@ func TestNewSubscriberValidates(t *testing.T) {
 	sub, err := NewSubscriber(db, SubscriberConfig{}, nil)
 	require.NoError(t, err)
 	require.NoError(t, sub.Close())
+
+	// Pools without BEGIN IMMEDIATE cannot guarantee exactly-once delivery.
+	path := filepath.Join(t.TempDir(), "plain.db")
+	plain, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = plain.Close() })
+	_, err = NewSubscriber(plain, SubscriberConfig{}, nil)
+	require.Error(t, err)
+	rw, err := OpenDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rw.Close() })
+	ro, err := OpenReadOnlyDB(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ro.Close() })
+	_, err = NewSubscriber(ro, SubscriberConfig{}, nil)
+	require.Error(t, err)
 }
 
 // TestWritersNotStarvedByDrainingSubscriber checks the pool's writer queue:
@@ -442,4 +458,78 @@ func TestSavepointRollsBackFailedAttempts(t *testing.T) {
 	})(message.NewMessage("p", nil))
 	require.NoError(t, err)
 	assert.True(t, called)
+}
+
+// TestWriteGateReleased checks that every way a transaction can end gives
+// the pool's writer queue back: later writes must not wait for it.
+func TestWriteGateReleased(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	_, err := db.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`)
+	require.NoError(t, err)
+
+	quickWrite := func(what string) {
+		t.Helper()
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := db.ExecContext(short, `INSERT INTO t VALUES (1)`)
+		require.NoError(t, err, "write after %s", what)
+	}
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	quickWrite("commit")
+
+	tx, err = db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback())
+	quickWrite("rollback")
+
+	txCtx, cancel := context.WithCancel(ctx)
+	tx, err = db.BeginTx(txCtx, nil)
+	require.NoError(t, err)
+	cancel() // database/sql rolls the transaction back by itself
+	require.Eventually(t, func() bool { return errors.Is(tx.Commit(), sql.ErrTxDone) }, time.Second, 10*time.Millisecond)
+	quickWrite("canceled context")
+
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	tx, err = conn.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(ctx, `INSERT INTO t VALUES (2)`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	require.NoError(t, conn.Close())
+	quickWrite("dedicated connection")
+
+	// Read-only transactions never take the gate, so they do not block
+	// writers even while open.
+	ro, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	require.NoError(t, err)
+	quickWrite("open read-only transaction")
+	require.NoError(t, ro.Rollback())
+
+	// While a write transaction is open, another writer of the pool waits
+	// for it (in order) instead of failing.
+	tx, err = db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, `INSERT INTO t VALUES (3)`)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("write did not wait for the open transaction: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.NoError(t, tx.Commit())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("write still waiting after the transaction ended")
+	}
 }

@@ -12,8 +12,7 @@
 //
 //	"watermill_<topic>"          "offset" INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT,
 //	                             created_at TEXT, payload BLOB, metadata TEXT (JSON)
-//	"watermill_offsets_<topic>"  consumer_group TEXT PRIMARY KEY, offset_acked INTEGER,
-//	                             offset_consumed INTEGER
+//	"watermill_offsets_<topic>"  consumer_group TEXT PRIMARY KEY, offset_acked INTEGER
 //
 // A consumer group's position is the highest offset it acknowledged; it reads
 // the messages with a greater offset, in offset order. A group without a row
@@ -37,12 +36,10 @@
 // transaction until the first one has committed, so it then reads the
 // already advanced offset and never sees the same messages. Different
 // consumer groups have different rows in the offsets table, so each group
-// receives every message. As a safety net for pools that were not opened
-// with BEGIN IMMEDIATE, the subscriber writes to the offsets row before it
-// delivers each message: in a deferred transaction the first such write
-// fails (SQLITE_BUSY / SQLITE_BUSY_SNAPSHOT) if another writer committed
-// since the batch was read, so the batch is read again instead of being
-// delivered twice.
+// receives every message. The guarantee depends on BEGIN IMMEDIATE (with
+// deferred transactions two subscribers could read the same offset, and an
+// ack could fail after delivery), so NewSubscriber refuses pools not opened
+// by OpenDB.
 //
 // No message is skipped: a message's offset is assigned when it is inserted
 // (AUTOINCREMENT, so offsets are never reused), and an inserting transaction

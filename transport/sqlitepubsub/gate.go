@@ -65,6 +65,17 @@ type gatedConnector struct {
 	gate *writeGate
 }
 
+// Driver implements driver.Connector. The distinct type lets NewSubscriber
+// recognize a pool opened by OpenDB through (*sql.DB).Driver.
+func (c gatedConnector) Driver() driver.Driver {
+	return openDBDriver{c.Connector.Driver()}
+}
+
+// openDBDriver marks the driver of pools opened by OpenDB.
+type openDBDriver struct {
+	driver.Driver
+}
+
 // sqliteConn is what a modernc.org/sqlite connection implements and
 // gatedConn forwards.
 type sqliteConn interface {

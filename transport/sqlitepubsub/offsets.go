@@ -22,8 +22,7 @@ var _ watermillsql.OffsetsAdapter = OffsetsAdapter{}
 func (a OffsetsAdapter) SchemaInitializingQueries(topic string) []watermillsql.Query {
 	return []watermillsql.Query{{Query: `CREATE TABLE IF NOT EXISTS ` + OffsetsTable(topic) + ` (
 	consumer_group TEXT NOT NULL PRIMARY KEY,
-	offset_acked INTEGER NOT NULL DEFAULT 0,
-	offset_consumed INTEGER NOT NULL DEFAULT 0
+	offset_acked INTEGER NOT NULL DEFAULT 0
 )`}}
 }
 
@@ -31,28 +30,18 @@ func (a OffsetsAdapter) SchemaInitializingQueries(topic string) []watermillsql.Q
 // consumerGroup acknowledged.
 func (a OffsetsAdapter) AckMessageQuery(topic string, row watermillsql.Row, consumerGroup string) watermillsql.Query {
 	return watermillsql.Query{
-		Query: `INSERT INTO ` + OffsetsTable(topic) + ` (consumer_group, offset_acked, offset_consumed) VALUES (?, ?, ?)
-ON CONFLICT (consumer_group) DO UPDATE SET offset_acked = excluded.offset_acked, offset_consumed = excluded.offset_consumed`,
-		Args: []any{consumerGroup, row.Offset, row.Offset},
+		Query: `INSERT INTO ` + OffsetsTable(topic) + ` (consumer_group, offset_acked) VALUES (?, ?)
+ON CONFLICT (consumer_group) DO UPDATE SET offset_acked = excluded.offset_acked`,
+		Args: []any{consumerGroup, row.Offset},
 	}
 }
 
-// ConsumedMessageQuery returns the upsert recording that row is about to be
-// delivered to consumerGroup. It runs in the subscriber's transaction before
-// each delivery.
-//
-// With BEGIN IMMEDIATE the transaction already holds the write lock and this
-// write is redundant bookkeeping. It is the safety net for a pool opened
-// without BEGIN IMMEDIATE: a deferred transaction only takes the write lock
-// here, and SQLite refuses (SQLITE_BUSY_SNAPSHOT) if any other connection
-// wrote since the batch was read. The batch then fails before anything was
-// delivered and is read again, instead of being delivered twice.
+// ConsumedMessageQuery returns no query: with every transaction holding
+// the write lock from BEGIN on (which NewSubscriber enforces by accepting
+// only pools opened by OpenDB), there is no race to detect between reading
+// the offset and delivering a message.
 func (a OffsetsAdapter) ConsumedMessageQuery(topic string, row watermillsql.Row, consumerGroup string, consumerULID []byte) watermillsql.Query {
-	return watermillsql.Query{
-		Query: `INSERT INTO ` + OffsetsTable(topic) + ` (consumer_group, offset_consumed) VALUES (?, ?)
-ON CONFLICT (consumer_group) DO UPDATE SET offset_consumed = excluded.offset_consumed`,
-		Args: []any{consumerGroup, row.Offset},
-	}
+	return watermillsql.Query{}
 }
 
 // NextOffsetQuery returns the query of the last offset consumerGroup

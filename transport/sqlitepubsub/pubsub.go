@@ -83,9 +83,10 @@ type SubscriberConfig struct {
 }
 
 // NewSubscriber returns a watermill-sql subscriber reading the SQLite tables
-// of this package through db, which must be a pool opened by OpenDB (so that
-// its transactions start with BEGIN IMMEDIATE; see the package
-// documentation). Subscribe creates the topic's tables if needed.
+// of this package through db, which must be a pool opened by OpenDB: its
+// transactions start with BEGIN IMMEDIATE, which exactly-once delivery
+// depends on (see the package documentation). Other pools are refused.
+// Subscribe creates the topic's tables if needed.
 //
 // The message context carries the delivering transaction:
 // watermillsql.TxFromContext(msg.Context()). Writes made through it commit
@@ -93,6 +94,9 @@ type SubscriberConfig struct {
 func NewSubscriber(db *sql.DB, cfg SubscriberConfig, logger watermill.LoggerAdapter) (*watermillsql.Subscriber, error) {
 	if db == nil {
 		return nil, errors.New("create sqlite subscriber: db is nil")
+	}
+	if _, ok := db.Driver().(openDBDriver); !ok {
+		return nil, fmt.Errorf("create sqlite subscriber: db must be opened with OpenDB (BEGIN IMMEDIATE transactions), got driver %T", db.Driver())
 	}
 	if cfg.PollInterval < 0 || cfg.AckDeadline < 0 || cfg.ResendInterval < 0 || cfg.BatchSize < 0 {
 		return nil, fmt.Errorf("create sqlite subscriber: negative setting in %+v", cfg)

@@ -78,6 +78,9 @@ func TestPubSub(t *testing.T) {
 			ResendInterval: testResendInterval,
 		}, testLogger())
 		require.NoError(t, err)
+		// Some suite tests leave subscribers open; stop them before the
+		// database closes. (Close is idempotent.)
+		t.Cleanup(func() { _ = sub.Close() })
 		return pub, sub
 	}
 	pubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {

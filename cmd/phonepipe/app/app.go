@@ -26,23 +26,24 @@ import (
 	"github.com/phonepipe/phonepipe/transport/metrics"
 	"github.com/phonepipe/phonepipe/transport/storage"
 	"github.com/phonepipe/phonepipe/transport/upload"
+	"github.com/phonepipe/phonepipe/transport/web"
 	"github.com/phonepipe/phonepipe/transport/webhooks"
 )
 
 // App is one running phonepipe process.
 type App struct {
-	cfg      Config
-	logger   *slog.Logger
+	cfg    Config
+	logger *slog.Logger
 	// closeBackend releases the pub/sub backend (the Kafka producer).
 	closeBackend func() error
-	db       *storage.DB
-	bus      *bus.Bus
-	server   *http.Server
-	listener net.Listener
-	metrics  *metrics.Metrics
-	hooks    *webhooks.Store
-	hub      *live.Hub
-	dispatch *webhooks.Dispatcher
+	db           *storage.DB
+	bus          *bus.Bus
+	server       *http.Server
+	listener     net.Listener
+	metrics      *metrics.Metrics
+	hooks        *webhooks.Store
+	hub          *live.Hub
+	dispatch     *webhooks.Dispatcher
 }
 
 // New opens the backend and wires the roles of cfg.
@@ -174,6 +175,7 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 	if err != nil {
 		return fmt.Errorf("--api-keys: %w", err)
 	}
+	page := web.Handler()
 	api, err := httpapi.New(httpapi.Config{
 		DB:            a.db,
 		Imports:       imports,
@@ -183,14 +185,19 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 		Events:        events,
 		APIKeys:       keys,
 		Limits:        upload.Limits{MaxBytes: a.cfg.MaxUploadBytes, MaxRows: a.cfg.MaxRows},
+		ImportRate:    httpapi.RateLimit{PerSecond: a.cfg.ImportRate, Burst: a.cfg.ImportBurst},
 		TempDir:       filepath.Join(a.cfg.DataDir, "tmp"),
 		DefaultRegion: a.cfg.DefaultRegion,
 		Ready:         a.ready,
 		Webhooks:      a.hooks,
 		Live:          a.hub,
 		OnAccepted:    a.metrics.ImportAccepted,
-		Extra:         []httpapi.Route{{Pattern: "GET /metrics", Handler: a.metrics.Handler()}},
-		Logger:        a.logger,
+		Extra: []httpapi.Route{
+			{Pattern: "GET /metrics", Handler: a.metrics.Handler()},
+			{Pattern: web.PagePattern, Handler: page},
+			{Pattern: web.AssetsPattern, Handler: page},
+		},
+		Logger: a.logger,
 	})
 	if err != nil {
 		return err

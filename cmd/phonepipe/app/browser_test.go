@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -205,7 +206,8 @@ func browserFlow(t *testing.T, tab context.Context, log *pageLog, base string) {
 	dir := t.TempDir()
 	const rows = 2000
 	file := filepath.Join(dir, "numbers.csv")
-	if err := os.WriteFile(file, csvOf(mixedRows(rows, 7)), 0o600); err != nil {
+	samples := mixedRows(rows, 7)
+	if err := os.WriteFile(file, csvOf(samples), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -251,17 +253,20 @@ func browserFlow(t *testing.T, tab context.Context, log *pageLog, base string) {
 	if got.Value != got.Max || got.Max != rows {
 		t.Errorf("progress bar at %d of %d; want %d of %d", got.Value, got.Max, rows, rows)
 	}
-	// The region reached the server: national numbers without a region of
-	// their own were parsed as Hungarian.
+	// The region typed on the page reached the server: rows without a
+	// region of their own were parsed with HU.
 	for _, r := range results(t, base, got.ID) {
-		if r.Region == "" {
-			t.Errorf("row %d has no region; the page did not send default_region", r.Row)
+		if r.Row < 1 || r.Row > len(samples) {
+			t.Fatalf("result row %d out of range", r.Row)
+		}
+		if want := cmp.Or(samples[r.Row-1].region, "HU"); r.Region != want {
+			t.Errorf("row %d (%q) has region %q, want %q; the page did not send default_region", r.Row, r.Input, r.Region, want)
 			break
 		}
 	}
 
 	// Progress came over the WebSocket: a snapshot first, one completed.
-	problems, frames := log.snapshot()
+	_, frames := log.snapshot()
 	var types []string
 	for _, f := range frames {
 		var m struct{ Type string }
@@ -317,7 +322,7 @@ func browserFlow(t *testing.T, tab context.Context, log *pageLog, base string) {
 		t.Errorf("error box says %q; want the 422 and the server's message", msg)
 	}
 
-	problems, _ = log.snapshot()
+	problems, _ := log.snapshot()
 	for _, p := range problems {
 		// The refused upload logs its 422 to the console; nothing else may.
 		if strings.Contains(p, "422") {

@@ -37,8 +37,12 @@ type Config struct {
 	APIKeys        string
 	MaxUploadBytes int64
 	MaxRows        int
-	JobSize        int
-	PollInterval   time.Duration
+	// ImportRate and ImportBurst are the per-tenant token bucket of
+	// POST /v1/imports (requests per second, burst); rate 0 = no limit.
+	ImportRate   float64
+	ImportBurst  int
+	JobSize      int
+	PollInterval time.Duration
 	// WebhookSecret signs per-import webhooks; empty means one generated
 	// per tenant and persisted.
 	WebhookSecret string
@@ -65,7 +69,7 @@ type Config struct {
 	// KafkaSessionTimeout is how long a dead process keeps its partitions.
 	// Default 10s.
 	KafkaSessionTimeout time.Duration
-	Logger     *slog.Logger
+	Logger              *slog.Logger
 
 	// enrich replaces the phone rule; tests use it to inject failures.
 	enrich func(input, region string) phone.Result
@@ -139,7 +143,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("unknown backend %q (sqlite, postgres, mysql or kafka)", c.Backend)
 	}
-	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 {
+	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 || c.ImportRate < 0 || c.ImportBurst < 0 {
 		return errors.New("limits must not be negative")
 	}
 	return nil

@@ -67,6 +67,9 @@ type ImportSummary struct {
 	// Seq increases by one with every change of state; live progress uses
 	// it as the message sequence.
 	Seq int64 `json:"seq"`
+	// PhoneMetadata is the phone library (and metadata) version the import
+	// was accepted with, so results can be tied to the rules that made them.
+	PhoneMetadata string `json:"phone_metadata,omitempty"`
 }
 
 // Import is the aggregator's state of one import and the rules that move it.
@@ -80,6 +83,7 @@ type Import struct {
 	Counts        Counts
 	DefaultRegion string
 	WebhookURL    string
+	PhoneMetadata string
 	Seq           int64
 	CreatedAt     time.Time
 	CompletedAt   *time.Time
@@ -154,17 +158,18 @@ func (im *Import) ApplyJob(c Counts, at time.Time) (completed bool, err error) {
 // Summary is the public view of the import.
 func (im Import) Summary() ImportSummary {
 	return ImportSummary{
-		ID:          im.ID,
-		Status:      im.Status,
-		Total:       im.Total,
-		Processed:   im.Counts.Processed,
-		Valid:       im.Counts.Valid,
-		Invalid:     im.Counts.Invalid,
-		Duplicates:  im.Counts.Duplicates,
-		Failed:      im.Counts.Failed,
-		CreatedAt:   im.CreatedAt,
-		CompletedAt: im.CompletedAt,
-		Seq:         im.Seq,
+		ID:            im.ID,
+		Status:        im.Status,
+		Total:         im.Total,
+		Processed:     im.Counts.Processed,
+		Valid:         im.Counts.Valid,
+		Invalid:       im.Counts.Invalid,
+		Duplicates:    im.Counts.Duplicates,
+		Failed:        im.Counts.Failed,
+		CreatedAt:     im.CreatedAt,
+		CompletedAt:   im.CompletedAt,
+		Seq:           im.Seq,
+		PhoneMetadata: im.PhoneMetadata,
 	}
 }
 

@@ -28,7 +28,7 @@ type Imports struct {
 func NewImports(db *storage.DB) *Imports { return &Imports{db: db} }
 
 const importColumns = `id, tenant, status, total, jobs, jobs_done, processed, valid, invalid,
-	duplicates, failed, default_region, webhook_url, seq, created_at, completed_at`
+	duplicates, failed, default_region, webhook_url, seq, created_at, completed_at, phone_metadata`
 
 // Create stores a newly accepted import in the unit of work of ctx.
 func (s *Imports) Create(ctx context.Context, im domain.Import, idempotencyKey string) error {
@@ -41,7 +41,7 @@ func (s *Imports) Create(ctx context.Context, im domain.Import, idempotencyKey s
 		key = idempotencyKey
 	}
 	_, err = tx.ExecContext(ctx, s.db.Dialect.Rebind(`INSERT INTO imports (`+importColumns+`, idempotency_key)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`), append(importArgs(im), key)...)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`), append(importArgs(im), key)...)
 	if err != nil {
 		if idempotencyKey != "" && isUniqueViolation(err) {
 			return fmt.Errorf("create import %s: %w", im.ID, ErrDuplicateKey)
@@ -104,7 +104,7 @@ func (s *Imports) Update(ctx context.Context, id string, fn func(*domain.Import)
 func importArgs(im domain.Import) []any {
 	return []any{im.ID, im.Tenant, string(im.Status), im.Total, im.Jobs, im.JobsDone, im.Counts.Processed,
 		im.Counts.Valid, im.Counts.Invalid, im.Counts.Duplicates, im.Counts.Failed, im.DefaultRegion,
-		im.WebhookURL, im.Seq, formatTime(im.CreatedAt), formatTimePtr(im.CompletedAt)}
+		im.WebhookURL, im.Seq, formatTime(im.CreatedAt), formatTimePtr(im.CompletedAt), im.PhoneMetadata}
 }
 
 func scanImport(row *sql.Row) (domain.Import, error) {
@@ -116,7 +116,7 @@ func scanImport(row *sql.Row) (domain.Import, error) {
 	)
 	err := row.Scan(&im.ID, &im.Tenant, &status, &im.Total, &im.Jobs, &im.JobsDone, &im.Counts.Processed,
 		&im.Counts.Valid, &im.Counts.Invalid, &im.Counts.Duplicates, &im.Counts.Failed, &im.DefaultRegion,
-		&im.WebhookURL, &im.Seq, &created, &completed)
+		&im.WebhookURL, &im.Seq, &created, &completed, &im.PhoneMetadata)
 	if errors.Is(err, sql.ErrNoRows) {
 		return domain.Import{}, domain.ErrNotFound
 	}

@@ -26,6 +26,7 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			seq BIGINT NOT NULL DEFAULT 0,
 			created_at VARCHAR(40) NOT NULL,
 			completed_at VARCHAR(40),
+			phone_metadata VARCHAR(64) NOT NULL DEFAULT '',
 			idempotency_key VARCHAR(191))`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS imports_idempotency ON imports (tenant, idempotency_key)`,
 		`CREATE TABLE IF NOT EXISTS results (

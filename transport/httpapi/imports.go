@@ -107,6 +107,7 @@ func (s *Server) newImport(tenant string, up *upload.Upload) (domain.Import, err
 	}
 	im.DefaultRegion = region
 	im.WebhookURL = up.Options.WebhookURL
+	im.PhoneMetadata = phone.MetadataVersion()
 	return im, nil
 }
 

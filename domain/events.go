@@ -85,12 +85,17 @@ type NumberValidated struct {
 	phone.Result
 }
 
-// JobProjected says the results of one job are readable.
+// JobProjected says the results of one job are readable. With Kind
+// ProjectedLookups it says instead that rows stopped waiting for lookups
+// (Job is 0, Key identifies the message); both kinds share one topic, so
+// an import's rows are never counted done before their job is counted.
 type JobProjected struct {
 	ImportID string `json:"import_id"`
 	Tenant   string `json:"tenant"`
 	Job      int    `json:"job"`
 	Counts   Counts `json:"counts"`
+	Kind     string `json:"kind,omitempty"`
+	Key      string `json:"key,omitempty"`
 }
 
 // Name is the versioned message name.

@@ -18,13 +18,16 @@ const (
 // Counts are the row outcomes of a job or an import. Every processed row is
 // exactly one of valid, invalid or failed; duplicates counts the processed
 // rows whose E.164 already appeared earlier in the same import (a subset of
-// valid+invalid).
+// valid+invalid). Awaiting counts valid rows that are projected but wait
+// for a third-party lookup: they are in none of the other counts until it
+// ends (see import_lookups.go).
 type Counts struct {
 	Processed  int `json:"processed"`
 	Valid      int `json:"valid"`
 	Invalid    int `json:"invalid"`
 	Duplicates int `json:"duplicates"`
 	Failed     int `json:"failed"`
+	Awaiting   int `json:"awaiting,omitempty"`
 }
 
 // Add returns the sum of two counts.
@@ -35,12 +38,13 @@ func (c Counts) Add(o Counts) Counts {
 		Invalid:    c.Invalid + o.Invalid,
 		Duplicates: c.Duplicates + o.Duplicates,
 		Failed:     c.Failed + o.Failed,
+		Awaiting:   c.Awaiting + o.Awaiting,
 	}
 }
 
 // Check verifies the internal consistency of counts.
 func (c Counts) Check() error {
-	if c.Processed < 0 || c.Valid < 0 || c.Invalid < 0 || c.Duplicates < 0 || c.Failed < 0 {
+	if c.Processed < 0 || c.Valid < 0 || c.Invalid < 0 || c.Duplicates < 0 || c.Failed < 0 || c.Awaiting < 0 {
 		return fmt.Errorf("%w: negative count in %+v", ErrInvariant, c)
 	}
 	if c.Valid+c.Invalid+c.Failed != c.Processed {
@@ -87,6 +91,9 @@ type Import struct {
 	Seq           int64
 	CreatedAt     time.Time
 	CompletedAt   *time.Time
+	// ValidatedAt is when the last job was counted while rows still
+	// awaited lookups: the start of the lookup deadline.
+	ValidatedAt *time.Time
 }
 
 // NewImport creates an accepted import of total rows.
@@ -125,8 +132,9 @@ func (im *Import) Start(jobs int) error {
 
 // ApplyJob counts one finished job. The caller guarantees each job is applied
 // once (idempotency is a storage concern). It reports whether this job
-// completed the import: that happens exactly when the last job is counted,
-// and then processed equals total.
+// completed the import: that happens when the last job is counted and no
+// row awaits a lookup (else ApplyLookups completes it), and then processed
+// equals total.
 func (im *Import) ApplyJob(c Counts, at time.Time) (completed bool, err error) {
 	if err := c.Check(); err != nil {
 		return false, err
@@ -135,24 +143,22 @@ func (im *Import) ApplyJob(c Counts, at time.Time) (completed bool, err error) {
 		return false, fmt.Errorf("%w: import %s is %s, cannot count a job", ErrInvariant, im.ID, im.Status)
 	}
 	next := im.Counts.Add(c)
-	if next.Processed > im.Total || im.JobsDone+1 > im.Jobs {
+	if next.Rows() > im.Total || im.JobsDone+1 > im.Jobs {
 		return false, fmt.Errorf("%w: import %s would have %d/%d rows and %d/%d jobs",
-			ErrInvariant, im.ID, next.Processed, im.Total, im.JobsDone+1, im.Jobs)
+			ErrInvariant, im.ID, next.Rows(), im.Total, im.JobsDone+1, im.Jobs)
 	}
 	lastJob := im.JobsDone+1 == im.Jobs
-	if lastJob && next.Processed != im.Total {
+	if lastJob && next.Rows() != im.Total {
 		return false, fmt.Errorf("%w: import %s finished its jobs with %d of %d rows",
-			ErrInvariant, im.ID, next.Processed, im.Total)
+			ErrInvariant, im.ID, next.Rows(), im.Total)
 	}
 	im.Counts = next
 	im.JobsDone++
 	im.Seq++
 	if lastJob {
-		done := at.UTC()
-		im.Status = StatusCompleted
-		im.CompletedAt = &done
+		return im.jobsCounted(at), nil
 	}
-	return lastJob, nil
+	return false, nil
 }
 
 // Summary is the public view of the import.

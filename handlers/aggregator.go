@@ -22,9 +22,9 @@ type Aggregator struct {
 // HandlerName names the handler and its consumer group.
 func (a Aggregator) HandlerName() string { return AggregatorName }
 
-// Handle counts one job.
+// Handle counts one job, or rows whose lookups ended (see domain.JobProjected).
 func (a Aggregator) Handle(ctx context.Context, ev *domain.JobProjected) error {
-	first, err := a.Dedupe.FirstTime(ctx, AggregatorName, domain.JobKey(ev.ImportID, ev.Job))
+	first, err := a.Dedupe.FirstTime(ctx, AggregatorName, ev.CountKey())
 	if err != nil || !first {
 		return err
 	}
@@ -35,7 +35,7 @@ func (a Aggregator) Handle(ctx context.Context, ev *domain.JobProjected) error {
 	var completed bool
 	im, err := a.Imports.Update(ctx, ev.ImportID, func(im *domain.Import) error {
 		var err error
-		completed, err = im.ApplyJob(ev.Counts, now)
+		completed, err = im.ApplyProjected(*ev, now)
 		return err
 	})
 	if err != nil {

@@ -13,6 +13,9 @@ type Projector struct {
 	Numbers NumberProjector
 	Events  EventPublisher
 	Dedupe  Deduper
+	// Lookups, when the lookup stage is on, gives valid rows their
+	// lookups; rows left waiting are not yet processed.
+	Lookups LookupEnqueuer
 }
 
 // HandlerName names the handler and its consumer group.
@@ -27,6 +30,11 @@ func (p Projector) Handle(ctx context.Context, m *domain.NumbersRecorded) error 
 	counts, err := p.Numbers.Project(ctx, *m)
 	if err != nil {
 		return err
+	}
+	if p.Lookups != nil {
+		if counts, err = p.Lookups.Enqueue(ctx, *m, counts); err != nil {
+			return err
+		}
 	}
 	if err := p.Events.Publish(ctx, &domain.JobProjected{
 		ImportID: m.ImportID, Tenant: m.Tenant, Job: m.Job, Counts: counts,

@@ -71,7 +71,16 @@ func (n *Numbers) Project(ctx context.Context, m domain.NumbersRecorded) (domain
 	return counts, p.applyStreams(rows)
 }
 
+// decode reads one event, upcast to the current version of its type (see
+// domain.UpcastEvent): the read models hold today's format only.
 func decode(ev domain.NumberEvent) (recorded, error) {
+	ev, err := domain.UpcastEvent(ev)
+	if err != nil {
+		return recorded{}, fmt.Errorf("project: %w", err)
+	}
+	if domain.IsLookupEvent(ev.Type) {
+		return decodeLookup(ev) // moves its stream's version only: see plan
+	}
 	if ev.Type != domain.EventNumberValidated {
 		return recorded{}, fmt.Errorf("project %s: unexpected event type %q: %w", ev.ID, ev.Type, domain.ErrPermanent)
 	}

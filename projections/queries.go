@@ -16,6 +16,9 @@ import (
 type ResultRow struct {
 	domain.NumberValidated
 	DuplicateOf int `json:"duplicate_of,omitempty"`
+	// Lookup is the third-party lookup of the row's number (a
+	// domain.Lookup), when the lookup stage gave it one.
+	Lookup json.RawMessage `json:"lookup,omitempty"`
 }
 
 // Results returns the result rows of an import in input order.
@@ -29,8 +32,9 @@ func NewResults(db *storage.DB) *Results { return &Results{db: db} }
 // Each calls fn for every result row of an import in row order.
 func (r *Results) Each(ctx context.Context, importID string, fn func(ResultRow) error) error {
 	rows, err := r.db.Read.QueryContext(ctx, r.db.Dialect.Rebind(`
-		SELECT r.row_num, r.data, COALESCE(n.first_row, 0)
+		SELECT r.row_num, r.data, COALESCE(n.first_row, 0), COALESCE(l.data, '')
 		FROM results r LEFT JOIN import_numbers n ON n.import_id = r.import_id AND n.e164 = r.e164 AND r.e164 <> ''
+		LEFT JOIN result_lookups l ON l.import_id = r.import_id AND l.row_num = r.row_num
 		WHERE r.import_id = ? ORDER BY r.row_num`), importID)
 	if err != nil {
 		return fmt.Errorf("query results of %s: %w", importID, err)
@@ -39,10 +43,10 @@ func (r *Results) Each(ctx context.Context, importID string, fn func(ResultRow) 
 	for rows.Next() {
 		var (
 			row, first int
-			data       []byte
+			data, lk   []byte
 			out        ResultRow
 		)
-		if err := rows.Scan(&row, &data, &first); err != nil {
+		if err := rows.Scan(&row, &data, &first, &lk); err != nil {
 			return fmt.Errorf("scan result of %s: %w", importID, err)
 		}
 		if err := json.Unmarshal(data, &out.NumberValidated); err != nil {
@@ -50,6 +54,9 @@ func (r *Results) Each(ctx context.Context, importID string, fn func(ResultRow) 
 		}
 		if first > 0 && first < row {
 			out.DuplicateOf = first
+		}
+		if len(lk) > 0 {
+			out.Lookup = lk
 		}
 		if err := fn(out); err != nil {
 			return err
@@ -69,6 +76,9 @@ type Number struct {
 	LastSeen  time.Time       `json:"last_seen"`
 	Imports   []string        `json:"imports"`
 	Latest    json.RawMessage `json:"latest"`
+	// LastLookup is the number's last successful third-party lookup (a
+	// domain.Lookup), when the lookup stage made one.
+	LastLookup json.RawMessage `json:"last_lookup,omitempty"`
 }
 
 // StoredEvent is one event of a per-number stream as served by the API.
@@ -84,13 +94,15 @@ type StoredEvent struct {
 // Number returns a tenant's number, or domain.ErrNotFound.
 func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, error) {
 	var (
-		out         Number
-		first, last string
-		state       []byte
+		out               Number
+		first, last       string
+		state, lastLookup []byte
 	)
 	err := n.db.Read.QueryRowContext(ctx, n.db.Dialect.Rebind(
-		`SELECT version, first_seen, last_seen, state FROM numbers WHERE tenant = ? AND e164 = ? AND version > 0`), tenant, e164).
-		Scan(&out.Version, &first, &last, &state)
+		`SELECT n.version, n.first_seen, n.last_seen, n.state, COALESCE(l.result, '') FROM numbers n
+		 LEFT JOIN number_lookups l ON l.tenant = n.tenant AND l.e164 = n.e164
+		 WHERE n.tenant = ? AND n.e164 = ? AND n.version > 0`), tenant, e164).
+		Scan(&out.Version, &first, &last, &state, &lastLookup)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Number{}, domain.ErrNotFound
 	}
@@ -99,6 +111,9 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 	}
 	out.E164 = e164
 	out.Latest = state
+	if len(lastLookup) > 0 {
+		out.LastLookup = lastLookup
+	}
 	if out.FirstSeen, err = parseTime(first); err != nil {
 		return Number{}, err
 	}

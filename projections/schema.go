@@ -6,9 +6,12 @@ import (
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
-// Migrate creates the projection tables.
+// Migrate creates the projection tables (those of CarrierStats too).
 func Migrate(ctx context.Context, db *storage.DB) error {
-	return db.Exec(ctx, []string{
+	if err := MigrateLookups(ctx, db); err != nil {
+		return err
+	}
+	return db.Exec(ctx, append([]string{
 		`CREATE TABLE IF NOT EXISTS imports (
 			id VARCHAR(64) NOT NULL PRIMARY KEY,
 			tenant VARCHAR(64) NOT NULL,
@@ -75,5 +78,5 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			import_id VARCHAR(64) NOT NULL,
 			data TEXT NOT NULL,
 			PRIMARY KEY (stream_id, version))`,
-	})
+	}, statsTables...))
 }

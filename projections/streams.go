@@ -148,6 +148,9 @@ func (p *projector) loadParked(streams []domain.StreamID) (map[domain.StreamID][
 type streamWrites struct {
 	events, links, numbers, park []any
 	unpark                       []unpark
+	// versions moves numbers whose applied events were all lookup
+	// events: (version, tenant, e164) triples.
+	versions []any
 }
 
 // unpark deletes a stream's parked events up to a version.
@@ -179,18 +182,21 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 			continue // applied before, or a twin of the one just applied
 		case r.ev.Version == next:
 			next++
+			w.events = append(w.events, eventArgs(r.ev)...)
+			if isParked[r.ev.Version] {
+				unparkThrough = r.ev.Version
+			}
+			if domain.IsLookupEvent(r.ev.Type) {
+				continue // takes a version; state, sightings and imports stay
+			}
 			last = r
 			at := formatTime(r.ev.OccurredAt)
 			if head.version == 0 && firstSeen == "" {
 				firstSeen = at
 			}
-			w.events = append(w.events, eventArgs(r.ev)...)
 			if !linked[r.ev.ImportID] {
 				linked[r.ev.ImportID] = true
 				w.links = append(w.links, p.tenant, e164, r.ev.ImportID, at)
-			}
-			if isParked[r.ev.Version] {
-				unparkThrough = r.ev.Version
 			}
 		case !isParked[r.ev.Version]:
 			w.park = append(w.park, eventArgs(r.ev)...)
@@ -200,6 +206,9 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 		w.unpark = append(w.unpark, unpark{stream: all[0].ev.Stream, through: unparkThrough})
 	}
 	if last == nil {
+		if next-1 > head.version {
+			w.versions = append(w.versions, next-1, p.tenant, e164)
+		}
 		return nil
 	}
 	state, err := json.Marshal(last.v.Result)
@@ -220,6 +229,12 @@ func (w *streamWrites) write(p *projector) error {
 	}
 	if err := p.insertIgnore("number_events_parked", eventColumns, w.park); err != nil {
 		return err
+	}
+	for i := 0; i < len(w.versions); i += 3 {
+		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(`UPDATE numbers SET version = ? WHERE tenant = ? AND e164 = ?`),
+			w.versions[i:i+3]...); err != nil {
+			return fmt.Errorf("advance number version: %w", err)
+		}
 	}
 	for _, u := range w.unpark {
 		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(`DELETE FROM number_events_parked WHERE stream_id = ? AND version <= ?`),

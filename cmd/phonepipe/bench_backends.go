@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -36,48 +35,50 @@ func benchBackendNames() []string {
 	return []string{app.BackendSQLite, app.BackendPostgres, app.BackendMySQL, app.BackendKafka}
 }
 
-// errBenchUnavailable marks a backend that cannot run with the given flags.
-var errBenchUnavailable = errors.New("unavailable")
+// benchUnavailable says why a backend cannot run with the given flags.
+type benchUnavailable struct{ reason string }
 
-// prepareBackend creates a scratch space for one backend: a fresh schema
+func (e *benchUnavailable) Error() string { return e.reason }
+
+// benchPrepareBackend creates a scratch space for one backend: a fresh schema
 // on the PostgreSQL server, a fresh database on the MySQL server, a fresh
 // in-process Kafka-protocol cluster. Embedded data goes to dataDir, which
-// the caller creates fresh. It wraps errBenchUnavailable when the flags
-// do not name a server the backend needs.
-func prepareBackend(ctx context.Context, name string, o benchOptions) (benchBackend, error) {
+// the caller creates fresh. It returns a *benchUnavailable when the
+// flags do not name a server the backend needs.
+func benchPrepareBackend(ctx context.Context, name string, o benchOptions) (benchBackend, error) {
 	nothing := func(context.Context) error { return nil }
 	switch name {
 	case app.BackendSQLite:
 		return benchBackend{label: name, args: []string{"--backend", name}, cleanup: nothing}, nil
 	case app.BackendPostgres:
 		if o.postgresDSN == "" {
-			return benchBackend{}, fmt.Errorf("postgres: needs --postgres-dsn: %w", errBenchUnavailable)
+			return benchBackend{}, &benchUnavailable{"needs --postgres-dsn"}
 		}
-		dsn, drop, err := scratchPostgres(ctx, o.postgresDSN)
+		dsn, drop, err := benchScratchPostgres(ctx, o.postgresDSN)
 		if err != nil {
 			return benchBackend{}, err
 		}
 		return benchBackend{label: name, args: []string{"--backend", name, "--postgres-dsn", dsn}, cleanup: drop}, nil
 	case app.BackendMySQL:
 		if o.mysqlDSN == "" {
-			return benchBackend{}, fmt.Errorf("mysql: needs --mysql-dsn: %w", errBenchUnavailable)
+			return benchBackend{}, &benchUnavailable{"needs --mysql-dsn"}
 		}
-		dsn, drop, err := scratchMySQL(ctx, o.mysqlDSN)
+		dsn, drop, err := benchScratchMySQL(ctx, o.mysqlDSN)
 		if err != nil {
 			return benchBackend{}, err
 		}
 		return benchBackend{label: name, args: []string{"--backend", name, "--mysql-dsn", dsn}, cleanup: drop}, nil
 	case app.BackendKafka:
-		return prepareKafka(ctx, o)
+		return benchPrepareKafka(ctx, o)
 	default:
 		return benchBackend{}, fmt.Errorf("unknown backend %q (%s)", name, strings.Join(benchBackendNames(), ", "))
 	}
 }
 
-// prepareKafka starts an in-process Kafka-protocol cluster (kfake) for the
+// benchPrepareKafka starts an in-process Kafka-protocol cluster (kfake) for the
 // service; projections go to a fresh PostgreSQL schema when a server is
 // named, else to the embedded database.
-func prepareKafka(ctx context.Context, o benchOptions) (benchBackend, error) {
+func benchPrepareKafka(ctx context.Context, o benchOptions) (benchBackend, error) {
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		return benchBackend{}, fmt.Errorf("kafka: start in-process cluster: %w", err)
@@ -93,7 +94,7 @@ func prepareKafka(ctx context.Context, o benchOptions) (benchBackend, error) {
 		b.note += "; projections in the embedded database (give --postgres-dsn for kafka+postgres)"
 		return b, nil
 	}
-	dsn, drop, err := scratchPostgres(ctx, o.postgresDSN)
+	dsn, drop, err := benchScratchPostgres(ctx, o.postgresDSN)
 	if err != nil {
 		cluster.Close()
 		return benchBackend{}, fmt.Errorf("kafka: %w", err)
@@ -104,21 +105,21 @@ func prepareKafka(ctx context.Context, o benchOptions) (benchBackend, error) {
 	return b, nil
 }
 
-// scratchName returns a fresh lower-case identifier for a schema or database.
-func scratchName() string {
+// benchScratchName returns a fresh lower-case identifier for a schema or database.
+func benchScratchName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "ppbench_" + hex.EncodeToString(b[:])
 }
 
-// scratchPostgres creates a fresh schema on the server of dsn and returns a
+// benchScratchPostgres creates a fresh schema on the server of dsn and returns a
 // DSN whose search_path is that schema, and a func that drops it.
-func scratchPostgres(ctx context.Context, dsn string) (string, func(context.Context) error, error) {
+func benchScratchPostgres(ctx context.Context, dsn string) (string, func(context.Context) error, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return "", nil, fmt.Errorf("postgres: %w", err)
 	}
-	schema := scratchName()
+	schema := benchScratchName()
 	if err := benchExec(ctx, db, `CREATE SCHEMA `+schema); err != nil {
 		_ = db.Close()
 		return "", nil, fmt.Errorf("postgres: create scratch schema: %w", err)
@@ -139,9 +140,9 @@ func scratchPostgres(ctx context.Context, dsn string) (string, func(context.Cont
 	return dsn + " search_path=" + schema, drop, nil
 }
 
-// scratchMySQL creates a fresh database on the server of dsn and returns a
+// benchScratchMySQL creates a fresh database on the server of dsn and returns a
 // DSN naming it, and a func that drops it.
-func scratchMySQL(ctx context.Context, dsn string) (string, func(context.Context) error, error) {
+func benchScratchMySQL(ctx context.Context, dsn string) (string, func(context.Context) error, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return "", nil, fmt.Errorf("mysql: parse dsn: %w", err)
@@ -150,7 +151,7 @@ func scratchMySQL(ctx context.Context, dsn string) (string, func(context.Context
 	if err != nil {
 		return "", nil, fmt.Errorf("mysql: %w", err)
 	}
-	name := scratchName()
+	name := benchScratchName()
 	if err := benchExec(ctx, db, `CREATE DATABASE `+name+` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`); err != nil {
 		_ = db.Close()
 		return "", nil, fmt.Errorf("mysql: create scratch database: %w", err)

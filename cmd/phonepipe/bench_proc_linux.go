@@ -1,7 +1,7 @@
 package main
 
 import (
-		"bytes"
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,18 +10,18 @@ import (
 	"time"
 )
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it
+// benchClockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat; it
 // is 100 on every Linux architecture Go supports.
-const clockTicks = 100
+const benchClockTicks = 100
 
-// procPeakRSS returns the peak resident set size (VmHWM) of process pid,
+// benchPeakRSS returns the peak resident set size (VmHWM) of process pid,
 // in bytes.
-func procPeakRSS(pid int) (int64, error) {
-	return procKB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM:")
+func benchPeakRSS(pid int) (int64, error) {
+	return benchProcKB(fmt.Sprintf("/proc/%d/status", pid), "VmHWM:")
 }
 
-// procCPU returns the user plus system CPU time process pid has used.
-func procCPU(pid int) (time.Duration, error) {
+// benchProcCPU returns the user plus system CPU time process pid has used.
+func benchProcCPU(pid int) (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("read process stat: %w", err)
@@ -44,11 +44,11 @@ func procCPU(pid int) (time.Duration, error) {
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	return time.Duration(ticks) * time.Second / benchClockTicks, nil
 }
 
-// selfCPU returns the user plus system CPU time of this process.
-func selfCPU() (time.Duration, error) {
+// benchSelfCPU returns the user plus system CPU time of this process.
+func benchSelfCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0, fmt.Errorf("getrusage: %w", err)
@@ -56,8 +56,8 @@ func selfCPU() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-// machineInfo describes this machine: CPU model and total memory.
-func machineInfo() (cpuModel string, memBytes int64) {
+// benchMachineInfo describes this machine: CPU model and total memory.
+func benchMachineInfo() (cpuModel string, memBytes int64) {
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(data)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -66,14 +66,14 @@ func machineInfo() (cpuModel string, memBytes int64) {
 			}
 		}
 	}
-	if kb, err := procKB("/proc/meminfo", "MemTotal:"); err == nil {
+	if kb, err := benchProcKB("/proc/meminfo", "MemTotal:"); err == nil {
 		memBytes = kb
 	}
 	return cpuModel, memBytes
 }
 
-// procKB reads one "Name:  N kB" line of a /proc file, in bytes.
-func procKB(path, field string) (int64, error) {
+// benchProcKB reads one "Name:  N kB" line of a /proc file, in bytes.
+func benchProcKB(path, field string) (int64, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", path, err)

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/phonepipe/phonepipe/domain"
 )
 
 // benchService is a `phonepipe serve` child process under measurement.
@@ -27,9 +29,9 @@ type benchService struct {
 
 var benchServingLine = regexp.MustCompile(`serving (http://\S+)`)
 
-// startBenchService runs `exe serve` on dataDir with extra flags, logs to
+// benchStart runs `exe serve` on dataDir with extra flags, logs to
 // logPath, and waits until the service reports ready.
-func startBenchService(ctx context.Context, exe, dataDir, logPath string, extra []string) (*benchService, error) {
+func benchStart(ctx context.Context, exe, dataDir, logPath string, extra []string) (*benchService, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("create service log: %w", err)
@@ -154,22 +156,6 @@ type benchClient struct {
 	poll time.Duration
 }
 
-// benchImport is an import as GET /v1/imports/{id} shows it.
-type benchImport struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status"`
-	Total       int        `json:"total"`
-	Processed   int        `json:"processed"`
-	Valid       int        `json:"valid"`
-	Invalid     int        `json:"invalid"`
-	Duplicates  int        `json:"duplicates"`
-	Failed      int        `json:"failed"`
-	CreatedAt   time.Time  `json:"created_at"`
-	CompletedAt *time.Time `json:"completed_at"`
-}
-
-const benchCompleted = "completed"
-
 // waitReady polls /readyz until it answers 200.
 func (c benchClient) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -240,8 +226,8 @@ func (c benchClient) submitFile(ctx context.Context, path string) (string, error
 }
 
 // status returns the import's current state.
-func (c benchClient) status(ctx context.Context, id string) (benchImport, error) {
-	var im benchImport
+func (c benchClient) status(ctx context.Context, id string) (domain.ImportSummary, error) {
+	var im domain.ImportSummary
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/imports/"+id, nil)
 	if err != nil {
 		return im, fmt.Errorf("get import %s: %w", id, err)
@@ -266,7 +252,7 @@ var errBenchTimeout = errors.New("import did not complete in time")
 
 // waitCompleted polls the import until it is completed and returns its
 // final state and when the poll saw it completed.
-func (c benchClient) waitCompleted(ctx context.Context, id string, timeout time.Duration) (benchImport, time.Time, error) {
+func (c benchClient) waitCompleted(ctx context.Context, id string, timeout time.Duration) (domain.ImportSummary, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		im, err := c.status(ctx, id)
@@ -274,7 +260,7 @@ func (c benchClient) waitCompleted(ctx context.Context, id string, timeout time.
 		if err != nil {
 			return im, now, err
 		}
-		if im.Status == benchCompleted {
+		if im.Status == domain.StatusCompleted {
 			return im, now, nil
 		}
 		if now.After(deadline) {

@@ -51,7 +51,11 @@ const usage = `usage: phonepipe <command> [flags]
 commands:
   serve                 run the service (every role on the embedded backend by default)
   import FILE           submit a CSV/JSON file to a running server
+  replay                rebuild projections from the event log (--projection NAME... or --all)
+  projections checksum  print NAME SHA256 of every projection's canonical content
+  dlq list|requeue ID   inspect the poison queue; put a message back on its topic
   version               print version, commit and phone metadata version
+  bench                 measure import throughput, ack latency and memory on this machine
 
 Run 'phonepipe <command> -h' for the flags of a command. Every flag has an
 environment twin: --some-flag ⇄ PHONEPIPE_SOME_FLAG (flags win).
@@ -69,8 +73,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return serve(ctx, rest, stdout, stderr, env)
 	case "import":
 		return importFile(ctx, rest, stdout, stderr, env)
+	case "replay":
+		return replay(ctx, rest, stdout, stderr, env)
+	case "projections":
+		return projectionsCmd(ctx, rest, stdout, stderr, env)
+	case "dlq":
+		return dlq(ctx, rest, stdout, stderr, env)
 	case "version":
 		return version(stdout)
+	case "bench":
+		return bench(ctx, rest, stdout, stderr, env)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

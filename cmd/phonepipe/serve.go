@@ -14,6 +14,24 @@ import (
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
+	cfg, err := serveConfig(args, stderr, env)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "phonepipe %s serving %s — open %s/ · backend %s, data in %s · roles %s · Ctrl-C stops gracefully\n",
+		buildVersion(), a.URL(), a.URL(), cfg.Backend, a.DataPath(), strings.Join(cfg.Roles, ","))
+	err = a.Run(ctx)
+	fmt.Fprintln(stdout, "phonepipe stopped")
+	return err
+}
+
+// serveConfig parses the flags of serve (and their environment twins) into
+// the configuration of the process.
+func serveConfig(args []string, stderr io.Writer, env func(string) (string, bool)) (app.Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -29,7 +47,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	fs.StringVar(&cfg.PostgresDSN, "postgres-dsn", "", "PostgreSQL database (backend postgres; projections of backend kafka, else they stay in --data-dir)")
 	fs.StringVar(&cfg.MySQLDSN, "mysql-dsn", "", "MySQL/MariaDB database (backend mysql), e.g. user:pass@tcp(host:3306)/db")
 	fs.Func("kafka-brokers", "comma-separated host:port list of Kafka brokers (backend kafka)", func(s string) error {
-		cfg.KafkaBrokers = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+		cfg.KafkaBrokers = splitList(s)
 		return nil
 	})
 	fs.IntVar(&cfg.KafkaPartitions, "kafka-partitions", 12, "partitions of the Kafka topics phonepipe creates: the most processes of one role working at once")
@@ -47,32 +65,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	fs.StringVar(&schedule, "webhook-schedule", "", "comma-separated webhook retry delays (default 0s,5s,5m,30m,2h,5h,10h,10h)")
 	fs.StringVar(&origins, "allowed-origins", "", "comma-separated origins allowed to open live-progress WebSockets (default same-origin)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addLookupFlags(fs, &cfg.Lookup)
 	if err := parseWithEnv(fs, args, env); err != nil {
-		return err
+		return app.Config{}, err
 	}
 	var err error
 	if cfg.Roles, err = app.ParseRoles(roles); err != nil {
-		return fmt.Errorf("--roles: %w", err)
+		return app.Config{}, fmt.Errorf("--roles: %w", err)
 	}
 	if cfg.WebhookSchedule, err = parseDurations(schedule); err != nil {
-		return fmt.Errorf("--webhook-schedule: %w", err)
+		return app.Config{}, fmt.Errorf("--webhook-schedule: %w", err)
 	}
 	cfg.AllowedOrigins = splitList(origins)
 	if cfg.Logger, err = newLogger(stderr, logLevel); err != nil {
-		return err
+		return app.Config{}, err
 	}
 	if cfg.DefaultRegion != "" {
 		cfg.DefaultRegion = strings.ToUpper(cfg.DefaultRegion)
 	}
-	a, err := app.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "phonepipe %s serving %s — open %s/ · backend %s, data in %s · roles %s · Ctrl-C stops gracefully\n",
-		buildVersion(), a.URL(), a.URL(), cfg.Backend, a.DataPath(), strings.Join(cfg.Roles, ","))
-	err = a.Run(ctx)
-	fmt.Fprintln(stdout, "phonepipe stopped")
-	return err
+	return cfg, nil
 }
 
 // newLogger logs JSON when stderr is not a terminal, text when it is.

@@ -80,7 +80,8 @@ type Bus struct {
 // Topics lists every topic the bus publishes to.
 func Topics() []string {
 	names := []string{domain.NameImportAccepted, domain.NameValidateJob, domain.NameNumbersRecorded,
-		domain.NameJobProjected, domain.NameImportProgressed, domain.NameImportCompleted}
+		domain.NameJobProjected, domain.NameImportProgressed, domain.NameImportCompleted,
+		domain.NameLookupsRecorded}
 	out := make([]string, 0, len(names)+1)
 	for _, n := range names {
 		out = append(out, Topic(n))

@@ -36,6 +36,21 @@ type KafkaConfig struct {
 	Logger watermill.LoggerAdapter
 }
 
+func (c *KafkaConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+	if c.Kafka.PartitionKey == nil {
+		// The key the bus stamps on each message (see PartitionKey).
+		c.Kafka.PartitionKey = func(_ string, msg *message.Message) string {
+			if k := msg.Metadata.Get(PartitionKeyMetadata); k != "" {
+				return k
+			}
+			return msg.UUID
+		}
+	}
+}
+
 // Validate checks the configuration.
 func (c KafkaConfig) Validate() error {
 	if c.DB == nil || c.Outbox == nil {
@@ -66,19 +81,9 @@ type KafkaBackend struct {
 
 // NewKafkaBackend connects the producer; Close releases it.
 func NewKafkaBackend(cfg KafkaConfig) (*KafkaBackend, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = watermill.NopLogger{}
-	}
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if cfg.Kafka.PartitionKey == nil {
-		cfg.Kafka.PartitionKey = func(_ string, msg *message.Message) string {
-			if k := msg.Metadata.Get(PartitionKeyMetadata); k != "" {
-				return k
-			}
-			return msg.UUID
-		}
 	}
 	ps, err := kafkapubsub.New(cfg.Kafka, cfg.Logger)
 	if err != nil {

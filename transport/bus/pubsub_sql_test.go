@@ -54,11 +54,18 @@ func sqlPubSub(open func(context.Context) (*storage.DB, error)) tests.ConsumerGr
 // consumer group's offsets row is locked for the whole delivering
 // transaction, so a group delivers each message once, in order, across
 // any number of subscribers.
+//
+// ForceShort: the suite's long mode runs 50 subscribers of one group, each
+// holding a connection while it waits for the group's lock, next to 50
+// concurrent publishers — more than PostgreSQL's default 100 connections
+// shared with the other tests. The short mode (10 subscribers) runs every
+// test of the suite.
 var sqlFeatures = tests.Features{
 	ConsumerGroups:      true,
 	ExactlyOnceDelivery: true,
 	GuaranteedOrder:     true,
 	Persistent:          true,
+	ForceShort:          true,
 }
 
 func runSQLSuite(t *testing.T, dsn string, open func(context.Context, string) (*storage.DB, error)) {

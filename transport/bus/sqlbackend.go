@@ -33,7 +33,9 @@ type SQLBackend struct {
 	PollInterval time.Duration
 	// AckDeadline bounds how long a delivered message may stay
 	// unacknowledged before its batch is given up and read again.
-	// Default 5 minutes.
+	// Default 30s (watermill-sql's): the delivering transaction holds the
+	// group's lock and, on PostgreSQL, holds back every subscriber's view
+	// of newer messages while it is open.
 	AckDeadline time.Duration
 	// ResendInterval is the pause before a nacked message is delivered
 	// again. Default 50ms.
@@ -46,7 +48,7 @@ func (b *SQLBackend) setDefaults() {
 		b.PollInterval = 50 * time.Millisecond
 	}
 	if b.AckDeadline == 0 {
-		b.AckDeadline = 5 * time.Minute
+		b.AckDeadline = 30 * time.Second
 	}
 	if b.ResendInterval == 0 {
 		b.ResendInterval = 50 * time.Millisecond
@@ -114,12 +116,12 @@ func (b SQLBackend) Publisher() message.Publisher {
 func (b SQLBackend) Subscriber(consumerGroup string, batch int) (message.Subscriber, error) {
 	ackDeadline := b.AckDeadline
 	sub, err := watermillsql.NewSubscriber(b.DB.Write, watermillsql.SubscriberConfig{
-		ConsumerGroup:    consumerGroup,
-		AckDeadline:      &ackDeadline,
-		PollInterval:     b.PollInterval,
-		ResendInterval:   b.ResendInterval,
-		RetryInterval:    b.PollInterval,
-		BackoffManager:   sqlBackoff{poll: b.PollInterval, retry: time.Second},
+		ConsumerGroup:  consumerGroup,
+		AckDeadline:    &ackDeadline,
+		PollInterval:   b.PollInterval,
+		ResendInterval: b.ResendInterval,
+		RetryInterval:  b.PollInterval,
+		BackoffManager: sqlBackoff{poll: b.PollInterval, retry: time.Second},
 		SchemaAdapter:  b.SchemaAdapter(batch),
 		OffsetsAdapter: b.OffsetsAdapter(),
 		// Tables are created by initializingSubscriber, under a lock.
@@ -204,9 +206,11 @@ func (b SQLBackend) InitTopics(ctx context.Context, topics []string) error {
 
 // sqlBackoff decides how long a SQL subscriber waits before its next query.
 // Unlike watermill-sql's default it knows the errors that are part of
-// normal operation: a lost race for a consumer group's offsets row, and a
-// transaction given up by the Abandon middleware so that its batch is read
-// again in a new one. Those are retried soon and logged at debug level.
+// normal operation: a lost race for a consumer group's offsets row (another
+// process of the role holds it), and a transaction given up by the Abandon
+// middleware so that its batch is read again in a new one. Those are
+// retried at once — a subscriber that waited after losing the race would
+// leave every batch to the winner — and logged at debug level.
 type sqlBackoff struct {
 	poll, retry time.Duration
 }
@@ -224,7 +228,7 @@ func (s sqlBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err 
 		strings.Contains(strings.ToLower(err.Error()), "deadlock") ||
 		strings.Contains(err.Error(), "concurrent update"):
 		logger.Debug("Consumer group busy or batch given up, querying again", watermill.LogFields{"err": err.Error()})
-		return s.poll / 5
+		return 0
 	default:
 		logger.Error("Error querying for message", err, watermill.LogFields{"wait_time": s.retry})
 		return s.retry

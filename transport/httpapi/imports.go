@@ -116,6 +116,11 @@ func (s *Server) store(ctx context.Context, im domain.Import, key string, up *up
 	if err := s.cfg.Imports.Create(ctx, im, key); err != nil {
 		return err
 	}
+	if up.Options.NoLookup && s.cfg.LookupOptOut != nil {
+		if err := s.cfg.LookupOptOut(ctx, im.ID); err != nil {
+			return err
+		}
+	}
 	rows, err := s.cfg.Uploads.Writer(ctx, im.ID)
 	if err != nil {
 		return err

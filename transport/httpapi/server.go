@@ -23,6 +23,8 @@ type Config struct {
 	Imports *projections.Imports
 	Results *projections.Results
 	Numbers *projections.Numbers
+	// Stats serves GET /v1/stats/carriers (503 when unset).
+	Stats   *projections.CarrierStats
 	Uploads *storage.Uploads
 	// Events publishes ImportAccepted in the accepting transaction.
 	Events handlers.EventPublisher
@@ -42,6 +44,9 @@ type Config struct {
 	Live *live.Hub
 	// OnAccepted, if set, is called for every accepted upload (metrics).
 	OnAccepted func()
+	// LookupOptOut, if set, records in the accepting transaction that an
+	// upload asked for no third-party lookups (?lookup=false).
+	LookupOptOut func(ctx context.Context, importID string) error
 	// Ready reports whether the backend is reachable and handlers run.
 	Ready func(ctx context.Context) error
 	// Extra mounts more routes (live progress, webhooks, pages) on the mux;
@@ -99,6 +104,7 @@ func New(cfg Config) (*Server, error) {
 	api("GET /v1/imports/{id}/results", s.getResults)
 	api("GET /v1/numbers/{e164}", s.getNumber)
 	api("GET /v1/numbers/{e164}/events", s.getNumberEvents)
+	api("GET /v1/stats/carriers", s.getCarrierStats)
 	if cfg.Live != nil {
 		api("GET /v1/imports/{id}/progress", s.getProgress)
 	}

@@ -16,8 +16,8 @@ import (
 // bound keeps several processes well below a server's default limit (100
 // connections on PostgreSQL, 151 on MySQL).
 const (
-	serverMaxOpenConns = 24
-	serverMaxIdleConns = 12
+	serverMaxOpenConns = 20
+	serverMaxIdleConns = 8
 	serverConnLifetime = 30 * time.Minute
 )
 

@@ -25,9 +25,12 @@ type Row struct {
 // Options are the upload-wide settings, from the query parameters
 // default_region and webhook_url, overridden by top-level JSON fields or
 // multipart fields of the same names. Both are trimmed but not validated.
+// NoLookup comes from the query parameter lookup=false (or 0, no, off): the
+// import's numbers skip the third-party lookup stage.
 type Options struct {
 	DefaultRegion string
 	WebhookURL    string
+	NoLookup      bool
 }
 
 // optionSet holds the options found in a body, with whether each was present.
@@ -152,7 +155,17 @@ func queryOptions(r *http.Request) Options {
 	return Options{
 		DefaultRegion: strings.TrimSpace(q.Get("default_region")),
 		WebhookURL:    strings.TrimSpace(q.Get("webhook_url")),
+		NoLookup:      isOff(q.Get("lookup")),
 	}
+}
+
+// isOff reports a query flag turned off.
+func isOff(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "false", "0", "no", "off":
+		return true
+	}
+	return false
 }
 
 // walkResult is what one pass over the spooled upload found.

@@ -44,6 +44,7 @@ type App struct {
 	hooks        *webhooks.Store
 	hub          *live.Hub
 	dispatch     *webhooks.Dispatcher
+	lookups      *lookupStage
 }
 
 // New opens the backend and wires the roles of cfg.
@@ -123,6 +124,11 @@ func (a *App) wire() error {
 	handled := storage.NewHandled(a.db)
 	imports := projections.NewImports(a.db)
 	events := a.bus.Events()
+	lookupImports := projections.NewLookupImports(imports, a.db)
+	var err error
+	if a.lookups, err = a.wireLookups(lookupImports, events, handled); err != nil {
+		return err
+	}
 	var errs []error
 	if a.cfg.has(RoleSplit) {
 		h := handlers.Splitter{Imports: imports, Commands: a.bus.Commands(), Dedupe: handled, JobSize: a.cfg.JobSize}
@@ -136,11 +142,16 @@ func (a *App) wire() error {
 		errs = append(errs, a.bus.AddPoisonCommandHandler(cqrs.NewCommandHandler(s.HandlerName(), s.Handle)))
 	}
 	if a.cfg.has(RoleProject) {
-		h := handlers.Projector{Numbers: projections.NewNumbers(a.db), Events: events, Dedupe: handled}
+		h := handlers.Projector{Numbers: projections.NewNumbers(a.db), Events: events, Dedupe: handled,
+			Lookups: a.lookups.enqueuer()}
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
+		if !a.cfg.withoutStats {
+			st := handlers.Stats{Stats: projections.NewCarrierStats(a.db), Dedupe: handled}
+			errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(st.HandlerName(), st.Handle)))
+		}
 	}
 	if a.cfg.has(RoleAggregate) {
-		h := handlers.Aggregator{Imports: imports, Events: events, Dedupe: handled, Observer: a.metrics}
+		h := handlers.Aggregator{Imports: lookupImports, Events: events, Dedupe: handled, Observer: a.metrics}
 		errs = append(errs, a.bus.AddEventHandler(cqrs.NewEventHandler(h.HandlerName(), h.Handle)))
 	}
 	if a.cfg.has(RoleNotify) {
@@ -181,6 +192,7 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 		Imports:       imports,
 		Results:       projections.NewResults(a.db),
 		Numbers:       projections.NewNumbers(a.db),
+		Stats:         projections.NewCarrierStats(a.db),
 		Uploads:       storage.NewUploads(a.db),
 		Events:        events,
 		APIKeys:       keys,
@@ -192,6 +204,7 @@ func (a *App) wireHTTP(imports *projections.Imports, events handlers.EventPublis
 		Webhooks:      a.hooks,
 		Live:          a.hub,
 		OnAccepted:    a.metrics.ImportAccepted,
+		LookupOptOut:  projections.NewLookupImports(imports, a.db).OptOut,
 		Extra: []httpapi.Route{
 			{Pattern: "GET /metrics", Handler: a.metrics.Handler()},
 			{Pattern: web.PagePattern, Handler: page},
@@ -302,6 +315,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.dispatch != nil {
 		g.Go(func() error { return a.dispatch.Run(gctx) })
 	}
+	a.lookups.run(gctx, g)
 	if a.hub != nil {
 		g.Go(func() error { return a.hub.Run(gctx) })
 	}

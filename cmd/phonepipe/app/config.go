@@ -69,10 +69,15 @@ type Config struct {
 	// KafkaSessionTimeout is how long a dead process keeps its partitions.
 	// Default 10s.
 	KafkaSessionTimeout time.Duration
-	Logger              *slog.Logger
+	// Lookup is the third-party lookup stage, off unless Lookup.URL is set.
+	Lookup LookupConfig
+	Logger *slog.Logger
 
 	// enrich replaces the phone rule; tests use it to inject failures.
 	enrich func(input, region string) phone.Result
+	// withoutStats leaves the carrier statistics handler out (tests of
+	// its catch-up from history).
+	withoutStats bool
 }
 
 // ParseRoles parses --roles ("all" or a comma-separated subset).
@@ -119,6 +124,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Lookup.setDefaults()
 }
 
 // Validate checks the configuration.
@@ -145,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 || c.ImportRate < 0 || c.ImportBurst < 0 {
 		return errors.New("limits must not be negative")
+	}
+	if err := c.Lookup.Validate(); err != nil {
+		return fmt.Errorf("lookup: %w", err)
 	}
 	return nil
 }

@@ -22,7 +22,11 @@ var libraryTypes = map[phonenumbers.PhoneNumberType]string{
 }
 
 func TestEndToEndMixedImport(t *testing.T) {
-	a := startApp(t, app.Config{})
+	forEachBackend(t, testEndToEndMixedImport)
+}
+
+func testEndToEndMixedImport(t *testing.T, cfg app.Config) {
+	a := startApp(t, cfg)
 	base := a.URL()
 	rows := mixedRows(1500, 7)
 	id := mustAccept(t, base, csvOf(rows))

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// opsHandler serves the operations endpoints — /healthz and /readyz — of a
-// process that runs no api role, so that every process can be probed on
-// --addr.
+// opsHandler serves the operations endpoints — /healthz, /readyz and
+// /metrics — of a process that runs no api role, so that every process can
+// be probed and scraped on --addr.
 func (a *App) opsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -28,6 +28,9 @@ func (a *App) opsHandler() http.Handler {
 		}
 		writeOpsJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics.Handler())
+	}
 	return mux
 }
 

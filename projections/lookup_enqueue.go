@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/phonepipe/phonepipe/domain"
@@ -36,19 +35,18 @@ func (l *Lookups) Enqueue(ctx context.Context, m domain.NumbersRecorded, counts 
 	if err != nil {
 		return counts, fmt.Errorf("enqueue lookups of job %d of %s: %w", m.Job, m.ImportID, err)
 	}
-	rows, err := l.lookupRows(ctx, tx, m)
-	if err != nil || len(rows) == 0 {
-		return counts, err
+	if counts.Valid == 0 {
+		return counts, nil
 	}
 	off, err := l.optedOut(ctx, tx, m.ImportID)
 	if err != nil || off {
 		return counts, err
 	}
-	numbers := make([]string, 0, len(rows))
-	for e := range rows {
-		numbers = append(numbers, e)
+	rows, err := l.lookupRows(ctx, tx, m)
+	if err != nil || len(rows) == 0 {
+		return counts, err
 	}
-	slices.Sort(numbers)
+	numbers := sortedKeys(rows)
 	now := l.cfg.Now()
 	var waiting, repeats int
 	for start := 0; start < len(numbers); start += projectBatch {
@@ -112,11 +110,7 @@ func (l *Lookups) lookupRows(ctx context.Context, tx storage.Querier, m domain.N
 	if len(valid) == 0 {
 		return nil, nil
 	}
-	numbers := make([]string, 0, len(valid))
-	for e := range valid {
-		numbers = append(numbers, e)
-	}
-	slices.Sort(numbers)
+	numbers := sortedKeys(valid)
 	out := make(map[string][]lookupRow, len(valid))
 	for start := 0; start < len(numbers); start += projectBatch {
 		batch := numbers[start:min(start+projectBatch, len(numbers))]
@@ -193,7 +187,7 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 		"done_at", "attempts", "due_at", "lease_until", "lease_token"}, args); err != nil {
 		return nil, err
 	}
-	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, status, generation, outcome, result, done_at FROM lookup_calls
+	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, status, generation, result, done_at FROM lookup_calls
 		WHERE tenant = ? AND e164 IN (`+storage.Placeholders(len(numbers))+`) ORDER BY e164`+d.ForUpdate()),
 		append([]any{tenant}, stringArgs(numbers)...)...)
 	if err != nil {
@@ -204,22 +198,26 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 	var again []string
 	for rs.Next() {
 		var (
-			e, status, outcome, result string
-			gen, doneAt                int64
+			e, status, result string
+			gen, doneAt       int64
 		)
-		if err := rs.Scan(&e, &status, &gen, &outcome, &result, &doneAt); err != nil {
+		if err := rs.Scan(&e, &status, &gen, &result, &doneAt); err != nil {
 			return nil, fmt.Errorf("scan lookup call: %w", err)
 		}
 		st := callState{generation: gen}
-		switch {
-		case status == callPending:
-		case outcome == string(domain.LookupOK) && now.Sub(time.UnixMilli(doneAt)) < l.cfg.TTL:
-			if st.cached, err = cachedJSON(result); err != nil {
-				return nil, fmt.Errorf("cached lookup of %s: %w", e, err)
+		if status == callDone {
+			var lk domain.Lookup
+			if err := json.Unmarshal([]byte(result), &lk); err != nil {
+				return nil, fmt.Errorf("stored lookup of %s: %w", e, err)
 			}
-		default:
-			st.generation++
-			again = append(again, e)
+			if lk.FreshFor(time.UnixMilli(doneAt), now, l.cfg.TTL) {
+				if st.cached, err = json.Marshal(lk.AsCached()); err != nil {
+					return nil, fmt.Errorf("cached lookup of %s: %w", e, err)
+				}
+			} else {
+				st.generation++
+				again = append(again, e)
+			}
 		}
 		out[e] = st
 	}
@@ -240,13 +238,4 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 		return nil, fmt.Errorf("request lookups again: %w", err)
 	}
 	return out, nil
-}
-
-// cachedJSON is a stored lookup as served to a row that reuses it.
-func cachedJSON(stored string) ([]byte, error) {
-	var lk domain.Lookup
-	if err := json.Unmarshal([]byte(stored), &lk); err != nil {
-		return nil, fmt.Errorf("decode stored lookup: %w", err)
-	}
-	return json.Marshal(lk.AsCached())
 }

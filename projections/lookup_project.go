@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/transport/storage"
@@ -80,11 +79,7 @@ func (l *Lookups) resolveNumbers(ctx context.Context, tx storage.Querier, tenant
 			best[it.data.E164] = it
 		}
 	}
-	numbers := make([]string, 0, len(best))
-	for e := range best {
-		numbers = append(numbers, e)
-	}
-	slices.Sort(numbers)
+	numbers := sortedKeys(best)
 	d := l.db.Dialect
 	for start := 0; start < len(numbers); start += projectBatch {
 		batch := numbers[start:min(start+projectBatch, len(numbers))]
@@ -199,11 +194,7 @@ func (t tally) add(w waiter) {
 
 // projected returns the counts in import order.
 func (t tally) projected() []domain.JobProjected {
-	ids := make([]string, 0, len(t))
-	for id := range t {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := sortedKeys(t)
 	out := make([]domain.JobProjected, len(ids))
 	for i, id := range ids {
 		out[i] = *t[id]

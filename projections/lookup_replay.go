@@ -82,7 +82,8 @@ func lookupSources(h Handlers) []ReplaySource {
 	if h.Lookups == "" {
 		return nil
 	}
-	return []ReplaySource{{Handler: h.Lookups, Topic: LookupsRecordedTopic(),
+	// Every row it writes belongs to one number's stream: it splits.
+	return []ReplaySource{{Handler: h.Lookups, Topic: LookupsRecordedTopic(), Split: SplitLookupsByStream,
 		Apply: func(ctx context.Context, db *storage.DB, v any) error {
 			return ApplyLookupStreams(ctx, db, v.(domain.LookupsRecorded))
 		}}}

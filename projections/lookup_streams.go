@@ -54,10 +54,7 @@ func saveNumberLookups(ctx context.Context, tx storage.Querier, d storage.Dialec
 	if len(latest) == 0 {
 		return nil
 	}
-	numbers := make([]string, 0, len(latest))
-	for e := range latest {
-		numbers = append(numbers, e)
-	}
+	numbers := sortedKeys(latest)
 	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version FROM number_lookups WHERE tenant = ? AND e164 IN (`+
 		storage.Placeholders(len(numbers))+`)`), append([]any{tenant}, stringArgs(numbers)...)...)
 	if err != nil {

@@ -23,22 +23,34 @@ import (
 // runs — never the handler itself, so nothing is published, no webhook is
 // queued and no WebSocket message is sent. The projections here depend
 // only on the set of messages applied, not on their order, so the rebuilt
-// tables equal what the live handlers built from the same messages.
+// tables equal what the live handlers built from the same messages. (The
+// cut is the handled set rather than a consumer offset because it is exact
+// on every backend: on Kafka a handler's effects commit before its offset,
+// and on MySQL offsets are not in commit order.)
 //
-// It works in a shadow namespace (storage.Shadow) where the projection code
+// It works in shadow namespaces (storage.Shadow) where the projection code
 // runs unchanged under its plain table names:
 //
-//  1. build: read the log from its first message and apply every message
-//     the live handlers have handled into the shadow, in large transactions;
+//  1. build: read the log from its first message (another goroutine reads
+//     and decodes ahead) and apply every message the live handlers have
+//     handled, in large transactions. Sources whose rows each depend on one
+//     stream (ReplaySource.Split) are split by stream over several shadows
+//     built in parallel, which are then absorbed into the first;
 //  2. catch up: a few more passes over what the live handlers handled
 //     meanwhile, so that little is left for step 3;
-//  3. swap, in ONE transaction that holds the live handlers still (SQLite:
-//     the database's write lock; PostgreSQL and MySQL: the handlers'
-//     consumer-group offsets rows FOR UPDATE, plus LOCK TABLE on
-//     PostgreSQL): read the handled messages again, apply the rest to the
-//     shadow, then replace every live table of the projection with the
-//     shadow's (DELETE, INSERT … SELECT) and commit. Readers of the live
-//     tables see the old content until the commit and the new one after.
+//  3. swap, in ONE transaction that holds the live handlers still — on a
+//     connection whose unqualified tables are the shadow's and which
+//     reaches the live ones through a prefix (SQLite: the live file
+//     attached as "live"; PostgreSQL: the live schema; MySQL: the live
+//     database). SQLite's BEGIN IMMEDIATE takes the write lock of the live
+//     database; PostgreSQL and MySQL lock the handlers' consumer-group
+//     offsets rows FOR UPDATE, PostgreSQL also the live tables (LOCK TABLE
+//     … IN EXCLUSIVE MODE, readers still read) and MySQL the handlers'
+//     handled_messages records (FOR UPDATE). Then it reads the handled
+//     messages again, applies the rest to the shadow with the projection
+//     code, replaces every live table of the projection with the shadow's
+//     (DELETE, INSERT … SELECT) and commits. Readers of the live tables see
+//     the old content until the commit and the new one after.
 //
 // A handled message that cannot be found in the log fails the replay
 // before anything live changes.
@@ -157,6 +169,9 @@ type ReplayReport struct {
 	InSwap int
 	// Rows counts the rows of each swapped table.
 	Rows map[string]int64
+	// Changed counts, per table, the live rows the swap deleted or
+	// inserted (0: the live table was already right).
+	Changed map[string]int64
 	// Build is the time until the swap began, Swap the swap's.
 	Build, Swap time.Duration
 }
@@ -177,7 +192,9 @@ func NewReplayer(cfg ReplayConfig) (*Replayer, error) {
 
 // sourceState is the progress of one source.
 type sourceState struct {
-	src     ReplaySource
+	src ReplaySource
+	// split sources apply their parts to every partition (placeSources).
+	split   bool
 	handled map[string]bool
 	applied map[string]bool
 }
@@ -255,14 +272,14 @@ func (r *Replayer) Run(ctx context.Context, projs []Projection) (ReplayReport, e
 	ru.phase = PhaseSwap
 	ru.report(true)
 	log.Info("replay: swapping", "messages", ru.messages, "events", ru.events, "build", build.Round(time.Millisecond))
-	rows, err := ru.swap(ctx, projs)
+	counts, err := ru.swap(ctx, projs)
 	if err != nil {
 		return ReplayReport{}, err
 	}
 	ru.phase = PhaseDone
 	ru.report(true)
 	rep := ReplayReport{Projections: Names(projs), Messages: ru.messages, Events: ru.events, InSwap: ru.inSwap,
-		Rows: rows, Build: build, Swap: time.Since(ru.start) - build}
+		Rows: counts.rows, Changed: counts.changed, Build: build, Swap: time.Since(ru.start) - build}
 	log.Info("replay: done", "projections", rep.Projections, "messages", rep.Messages, "events", rep.Events,
 		"in_swap", rep.InSwap, "swap", rep.Swap.Round(time.Millisecond))
 	return rep, nil
@@ -293,11 +310,6 @@ func (ru *run) prepare(ctx context.Context, projs []Projection) error {
 			}
 			s := &sourceState{src: src, applied: map[string]bool{}}
 			ru.sources = append(ru.sources, s)
-			if src.Split == nil {
-				// Sources that cannot split fill the partitions from the
-				// last one, where the split ones leave the most room.
-				ru.home[s] = len(ru.parts) - 1 - len(ru.home)%len(ru.parts)
-			}
 			t := byTopic[src.Topic.Message]
 			if t == nil {
 				reader, err := ru.r.cfg.Log.Reader(src.Topic.Message)
@@ -311,7 +323,62 @@ func (ru *run) prepare(ctx context.Context, projs []Projection) error {
 			t.sources = append(t.sources, s)
 		}
 	}
+	ru.placeSources(projs)
 	return ru.refresh(ctx, ru.r.cfg.Live.Read, "", false)
+}
+
+// placeSources decides where each source applies. Sources that write the
+// same tables (those of one projection, and of projections sharing a
+// source) must keep every stream in the same partition: they split only if
+// all of them can split (the same way, by stream); otherwise they all
+// apply to one home partition, the groups spread over the partitions from
+// the last one (the split sources fill every partition).
+func (ru *run) placeSources(projs []Projection) {
+	group := make(map[*sourceState]*sourceState, len(ru.sources)) // union-find parent
+	var find func(s *sourceState) *sourceState
+	find = func(s *sourceState) *sourceState {
+		if group[s] == nil || group[s] == s {
+			return s
+		}
+		group[s] = find(group[s])
+		return group[s]
+	}
+	state := func(src ReplaySource) *sourceState {
+		i := slices.IndexFunc(ru.sources, func(s *sourceState) bool {
+			return s.src.Handler == src.Handler && s.src.Topic.Message == src.Topic.Message
+		})
+		return ru.sources[i]
+	}
+	for _, p := range projs {
+		for _, src := range p.Sources[min(1, len(p.Sources)):] {
+			a, b := find(state(p.Sources[0])), find(state(src))
+			if a != b {
+				group[b] = a
+			}
+		}
+	}
+	splittable := map[*sourceState]bool{}
+	for _, s := range ru.sources {
+		root := find(s)
+		if _, seen := splittable[root]; !seen {
+			splittable[root] = len(ru.parts) > 1
+		}
+		splittable[root] = splittable[root] && s.src.Split != nil
+	}
+	homes := map[*sourceState]int{}
+	for _, s := range ru.sources {
+		root := find(s)
+		if splittable[root] {
+			s.split = true
+			continue
+		}
+		h, ok := homes[root]
+		if !ok {
+			h = len(ru.parts) - 1 - len(homes)%len(ru.parts)
+			homes[root] = h
+		}
+		ru.home[s] = h
+	}
 }
 
 // refresh reads what every source's handler has handled, and rewinds each
@@ -376,11 +443,7 @@ func (ru *run) total() int {
 func (ru *run) pass(ctx context.Context, q storage.Querier, prefix string, flush func(context.Context) error) error {
 	for _, t := range ru.topics {
 		err := t.reader.Next(ctx, q, prefix, func(at LogPosition, m LogMessage) error {
-			d, err := t.decode(m)
-			if err != nil {
-				return err
-			}
-			return ru.take(ctx, t, at, d, flush)
+			return ru.take(ctx, t, at, t.decode(ru.r.cfg.Logger, m), flush)
 		})
 		if err != nil {
 			return fmt.Errorf("replay: read %s: %w", t.topic.Message, err)
@@ -403,12 +466,8 @@ func (ru *run) readAhead(ctx context.Context, flush func(context.Context) error)
 		go func() {
 			defer close(items)
 			readErr <- t.reader.Next(rctx, ru.r.cfg.Live.Read, "", func(at LogPosition, m LogMessage) error {
-				d, err := t.decode(m)
-				if err != nil {
-					return err
-				}
 				select {
-				case items <- item{at, d}:
+				case items <- item{at, t.decode(ru.r.cfg.Logger, m)}:
 					return nil
 				case <-rctx.Done():
 					return rctx.Err()
@@ -435,17 +494,20 @@ func (ru *run) readAhead(ctx context.Context, flush func(context.Context) error)
 	return flush(ctx)
 }
 
-// decode decodes a message of the topic; a message of another type
-// decodes to nothing (Key "").
-func (t *topicState) decode(m LogMessage) (Decoded, error) {
+// decode decodes a message of the topic; a message of another type, or
+// one that does not decode, decodes to nothing (Key ""). No handler can
+// have handled a message that does not decode (the bus poisons it before
+// the handler runs); if one did, the swap finds its key missing and fails.
+func (t *topicState) decode(log *slog.Logger, m LogMessage) Decoded {
 	if m.Name != "" && m.Name != t.topic.Message {
-		return Decoded{}, nil
+		return Decoded{}
 	}
 	d, err := t.topic.Decode(m.Payload)
 	if err != nil {
-		return Decoded{}, fmt.Errorf("replay: message %s: %w", m.UUID, err)
+		log.Warn("replay: skipping a message that does not decode", "message_uuid", m.UUID, "topic", t.topic.Message, "err", err)
+		return Decoded{}
 	}
-	return d, nil
+	return d
 }
 
 // take queues one decoded message, at position at, for every source of the
@@ -483,7 +545,7 @@ func (ru *run) take(ctx context.Context, t *topicState, at LogPosition, d Decode
 // enqueue queues v for s: split by stream over the partitions when s can
 // split, else on its home partition.
 func (ru *run) enqueue(s *sourceState, v any) {
-	if s.src.Split == nil || len(ru.parts) == 1 {
+	if !s.split || len(ru.parts) == 1 {
 		p := ru.parts[ru.home[s]%len(ru.parts)]
 		p.queue = append(p.queue, pendingApply{src: s, v: v})
 		return
@@ -540,7 +602,7 @@ func (ru *run) absorb(ctx context.Context, projs []Projection) error {
 	}
 	main := ru.parts[0].sh
 	for _, p := range ru.parts[1:] {
-		if err := main.Absorb(ctx, p.sh, swapTables(projs)); err != nil {
+		if err := main.Absorb(ctx, p.sh, tableNames(swapTables(projs))); err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
 	}
@@ -564,11 +626,11 @@ func (ru *run) report(force bool) {
 
 // swap applies what is left inside the swap transaction and replaces the
 // live tables of projs with the shadow's. It returns the rows per table.
-func (ru *run) swap(ctx context.Context, projs []Projection) (rows map[string]int64, err error) {
+func (ru *run) swap(ctx context.Context, projs []Projection) (counts swapCounts, err error) {
 	sh := ru.r.cfg.Shadow
 	tx, end, err := sh.BeginSwap(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+		return swapCounts{}, fmt.Errorf("replay: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -582,12 +644,12 @@ func (ru *run) swap(ctx context.Context, projs []Projection) (rows map[string]in
 	// row before it writes, so this order cannot deadlock with it.
 	for _, s := range ru.sources {
 		if err := ru.r.cfg.Log.LockConsumer(ctx, tx, prefix, s.src.Topic.Message, s.src.Handler); err != nil {
-			return nil, fmt.Errorf("replay: lock consumer %s: %w", s.src.Handler, err)
+			return swapCounts{}, fmt.Errorf("replay: lock consumer %s: %w", s.src.Handler, err)
 		}
 	}
 	tables := swapTables(projs)
-	if err := sh.LockLive(ctx, tx, tables); err != nil {
-		return nil, fmt.Errorf("replay: %w", err)
+	if err := sh.LockLive(ctx, tx, tableNames(tables)); err != nil {
+		return swapCounts{}, fmt.Errorf("replay: %w", err)
 	}
 	txCtx := storage.WithTx(ctx, tx)
 	before := ru.messages
@@ -597,10 +659,10 @@ func (ru *run) swap(ctx context.Context, projs []Projection) (rows map[string]in
 		return applyQueue(txCtx, sh.DB, q)
 	}
 	if err := ru.refresh(ctx, tx, prefix, true); err != nil {
-		return nil, err
+		return swapCounts{}, err
 	}
 	if err := ru.pass(ctx, tx, prefix, inTx); err != nil {
-		return nil, err
+		return swapCounts{}, err
 	}
 	if ru.missing() {
 		// A message committed behind a position already read (possible on
@@ -609,21 +671,21 @@ func (ru *run) swap(ctx context.Context, projs []Projection) (rows map[string]in
 			t.reader.Seek(nil)
 		}
 		if err := ru.pass(ctx, tx, prefix, inTx); err != nil {
-			return nil, err
+			return swapCounts{}, err
 		}
 	}
 	if err := ru.checkComplete(); err != nil {
-		return nil, err
+		return swapCounts{}, err
 	}
 	ru.inSwap = ru.messages - before
-	if rows, err = copyTables(ctx, tx, sh.DB.Dialect, prefix, tables); err != nil {
-		return nil, err
+	if counts, err = replaceTables(ctx, tx, sh.DB.Dialect, prefix, tables); err != nil {
+		return swapCounts{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("replay: commit swap: %w", err)
+		return swapCounts{}, fmt.Errorf("replay: commit swap: %w", err)
 	}
 	committed = true
-	return rows, nil
+	return counts, nil
 }
 
 // missing reports whether a handled message has not been applied.
@@ -671,51 +733,115 @@ func (ru *run) checkComplete() error {
 }
 
 // swapTables lists the tables of projs, each once.
-func swapTables(projs []Projection) []string {
-	var out []string
+func swapTables(projs []Projection) []TableSpec {
+	var out []TableSpec
 	for _, p := range projs {
 		for _, t := range p.Tables {
-			if !slices.Contains(out, t.Name) {
-				out = append(out, t.Name)
+			if !slices.ContainsFunc(out, func(o TableSpec) bool { return o.Name == t.Name }) {
+				out = append(out, t)
 			}
 		}
 	}
 	return out
 }
 
-// copyTables replaces each live table with the shadow's.
-func copyTables(ctx context.Context, tx *sql.Tx, d storage.Dialect, prefix string, tables []string) (map[string]int64, error) {
-	rows := map[string]int64{}
+func tableNames(specs []TableSpec) []string {
+	out := make([]string, len(specs))
+	for i, t := range specs {
+		out[i] = t.Name
+	}
+	return out
+}
+
+// swapCounts are the rows of each table after a swap, and how many live
+// rows the swap deleted and inserted.
+type swapCounts struct {
+	rows, changed map[string]int64
+}
+
+// replaceTables makes each live table equal to the shadow's. Rather than
+// emptying and refilling it, it deletes the live rows that differ from or
+// are missing in the shadow, then inserts the shadow rows whose key is
+// missing live: the result is the same, and when the live table was right
+// (the usual case) the swap only reads, holding the lock for less time.
+func replaceTables(ctx context.Context, tx *sql.Tx, d storage.Dialect, prefix string, tables []TableSpec) (swapCounts, error) {
+	out := swapCounts{rows: map[string]int64{}, changed: map[string]int64{}}
 	for _, t := range tables {
-		cols, err := columnsOf(ctx, tx, t)
+		cols, err := columnsOf(ctx, tx, t.Name)
 		if err != nil {
-			return nil, err
+			return swapCounts{}, err
 		}
-		liveCols, err := columnsOf(ctx, tx, prefix+t)
+		liveCols, err := columnsOf(ctx, tx, prefix+t.Name)
 		if err != nil {
-			return nil, err
+			return swapCounts{}, err
 		}
 		if !slices.Equal(sortedLower(cols), sortedLower(liveCols)) {
-			return nil, fmt.Errorf("replay: table %s has columns %v live and %v in the shadow (migrate the live database first)",
-				t, liveCols, cols)
+			return swapCounts{}, fmt.Errorf("replay: table %s has columns %v live and %v in the shadow (migrate the live database first)",
+				t.Name, liveCols, cols)
 		}
+		live := prefix + t.Name
+		keyEq := func(a, b string) string {
+			conds := make([]string, len(t.Key))
+			for i, k := range t.Key {
+				c := storage.QuoteIdent(d, k.Name)
+				conds[i] = a + "." + c + " = " + b + "." + c
+			}
+			return strings.Join(conds, " AND ")
+		}
+		same := []string{keyEq("s", live)}
 		quoted := make([]string, len(cols))
 		for i, c := range cols {
 			quoted[i] = storage.QuoteIdent(d, c)
+			if !slices.ContainsFunc(t.Key, func(k KeyColumn) bool { return strings.EqualFold(k.Name, c) }) {
+				same = append(same, nullSafeEqual(d, "s."+quoted[i], live+"."+quoted[i]))
+			}
 		}
 		list := strings.Join(quoted, ", ")
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+prefix+t); err != nil {
-			return nil, fmt.Errorf("replay: empty live %s: %w", t, err)
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO `+prefix+t+` (`+list+`) SELECT `+list+` FROM `+t)
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+live+` WHERE NOT EXISTS (SELECT 1 FROM `+t.Name+` s WHERE `+
+			strings.Join(same, " AND ")+`)`)
 		if err != nil {
-			return nil, fmt.Errorf("replay: fill live %s: %w", t, err)
+			return swapCounts{}, fmt.Errorf("replay: delete stale rows of live %s: %w", t.Name, err)
 		}
-		if rows[t], err = res.RowsAffected(); err != nil {
-			return nil, fmt.Errorf("replay: fill live %s: %w", t, err)
+		deleted, err := res.RowsAffected()
+		if err != nil {
+			return swapCounts{}, fmt.Errorf("replay: delete stale rows of live %s: %w", t.Name, err)
 		}
+		res, err = tx.ExecContext(ctx, `INSERT INTO `+live+` (`+list+`) SELECT `+prefixed("s.", quoted)+` FROM `+t.Name+
+			` s WHERE NOT EXISTS (SELECT 1 FROM `+live+` WHERE `+keyEq(live, "s")+`)`)
+		if err != nil {
+			return swapCounts{}, fmt.Errorf("replay: insert rows into live %s: %w", t.Name, err)
+		}
+		inserted, err := res.RowsAffected()
+		if err != nil {
+			return swapCounts{}, fmt.Errorf("replay: insert rows into live %s: %w", t.Name, err)
+		}
+		var n int64
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+t.Name).Scan(&n); err != nil {
+			return swapCounts{}, fmt.Errorf("replay: count %s: %w", t.Name, err)
+		}
+		out.rows[t.Name], out.changed[t.Name] = n, deleted+inserted
 	}
-	return rows, nil
+	return out, nil
+}
+
+// nullSafeEqual compares two expressions, NULL equal to NULL.
+func nullSafeEqual(d storage.Dialect, a, b string) string {
+	switch d {
+	case storage.Postgres:
+		return a + " IS NOT DISTINCT FROM " + b
+	case storage.MySQL:
+		return a + " <=> " + b
+	default:
+		return a + " IS " + b
+	}
+}
+
+func prefixed(prefix string, names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return strings.Join(out, ", ")
 }
 
 // columnsOf lists the columns of a table.

@@ -214,21 +214,47 @@ func NumbersRecordedTopic() ReplayTopic {
 	}}
 }
 
+// StreamPartition is the partition, among n, of a stream's events: every
+// source that splits does it with this function, so that a stream's rows
+// are all built in one partition whichever source writes them.
+func StreamPartition(stream domain.StreamID, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(stream))
+	return int(h.Sum32() % uint32(n))
+}
+
 // SplitByStream divides a NumbersRecorded into n messages of the same job,
-// each with the events of the streams that hash to it, in their order.
+// each with the events of the streams of its partition, in their order.
 func SplitByStream(v any, n int) []any {
 	m := v.(domain.NumbersRecorded)
 	parts := make([]domain.NumbersRecorded, n)
 	for _, ev := range m.Events {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(ev.Stream))
-		i := int(h.Sum32() % uint32(n))
+		i := StreamPartition(ev.Stream, n)
 		parts[i].Events = append(parts[i].Events, ev)
 	}
 	out := make([]any, n)
 	for i, p := range parts {
 		if len(p.Events) > 0 {
 			p.ImportID, p.Tenant, p.Job = m.ImportID, m.Tenant, m.Job
+			out[i] = p
+		}
+	}
+	return out
+}
+
+// SplitLookupsByStream divides a LookupsRecorded into n messages of the
+// same batch, each with the lookups of the streams of its partition.
+func SplitLookupsByStream(v any, n int) []any {
+	m := v.(domain.LookupsRecorded)
+	parts := make([]domain.LookupsRecorded, n)
+	for _, l := range m.Lookups {
+		i := StreamPartition(l.Event.Stream, n)
+		parts[i].Lookups = append(parts[i].Lookups, l)
+	}
+	out := make([]any, n)
+	for i, p := range parts {
+		if len(p.Lookups) > 0 {
+			p.Batch = m.Batch
 			out[i] = p
 		}
 	}

@@ -88,9 +88,14 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 	if s := total.Seconds(); s > 0 {
 		rate = float64(rep.Events) / s
 	}
-	fmt.Fprintf(stdout, "replayed %s: %d messages, %d events in %s (%.0f events/s); swapped in %s, %d messages caught up in the swap\n",
+	var changed int64
+	for _, n := range rep.Changed {
+		changed += n
+	}
+	fmt.Fprintf(stdout, "replayed %s: %d messages, %d events in %s (%.0f events/s); "+
+		"swapped in %s, %d messages caught up in the swap, %d live rows changed\n",
 		strings.Join(rep.Projections, ", "), rep.Messages, rep.Events, total.Round(time.Millisecond), rate,
-		rep.Swap.Round(time.Millisecond), rep.InSwap)
+		rep.Swap.Round(time.Millisecond), rep.InSwap, changed)
 	return nil
 }
 

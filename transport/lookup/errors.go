@@ -9,11 +9,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/sony/gobreaker"
 
 	"github.com/phonepipe/phonepipe/domain"
 )
+
+// reasonInternal is the reason of a call that failed on this side (a
+// panic in the handler), not the provider's.
+const reasonInternal = "internal_error"
 
 // statusError is a response whose status is not a success.
 type statusError struct {
@@ -121,9 +126,12 @@ func outcomeOf(err error) domain.Lookup {
 		ir *invalidResponseError
 		rl *rateLimitedError
 		ne net.Error
+		rp middleware.RecoveredPanicError
 	)
 	fail := func(reason string) domain.Lookup { return domain.Lookup{Status: domain.LookupFailed, Reason: reason} }
 	switch {
+	case errors.As(err, &rp):
+		return fail(reasonInternal)
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return domain.Lookup{Status: domain.LookupSkipped, Reason: domain.LookupReasonCircuitOpen}
 	case errors.As(err, &rl):

@@ -205,16 +205,22 @@ func waitCompleted(t *testing.T, base, id string, timeout time.Duration) importS
 
 func results(t *testing.T, base, id string) []resultRow {
 	t.Helper()
+	return resultRows[resultRow](t, base, id)
+}
+
+// resultRows reads an import's NDJSON results into rows of type R.
+func resultRows[R any](t *testing.T, base, id string) []R {
+	t.Helper()
 	resp, err := http.Get(base + "/v1/imports/" + id + "/results")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out []resultRow
+	var out []R
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		var r resultRow
+		var r R
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("decode result line %q: %v", sc.Text(), err)
 		}

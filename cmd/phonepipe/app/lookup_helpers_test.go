@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -67,25 +66,7 @@ func lookupConfig(base app.Config, p *lookuptest.Provider, mod func(*app.LookupC
 // lookupResults reads an import's results with their lookups.
 func lookupResults(t *testing.T, base, id string) []lookupRow {
 	t.Helper()
-	resp, err := http.Get(base + "/v1/imports/" + id + "/results")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []lookupRow
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var r lookupRow
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("decode result line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return resultRows[lookupRow](t, base, id)
 }
 
 // hungarianMobiles returns n distinct valid Hungarian mobile numbers

@@ -29,7 +29,8 @@ type ReplayOptions struct {
 	// Progress, when set, is told how the replay advances.
 	Progress func(projections.ReplayProgress)
 	// Partitions is how many shadows the build fills in parallel; 0 means
-	// one per core, at most 4.
+	// one per two cores (the log is read and decoded on another
+	// goroutine), at most 4.
 	Partitions int
 }
 
@@ -58,7 +59,7 @@ func Replay(ctx context.Context, cfg Config, opts ReplayOptions) (rep projection
 	defer func() { err = errors.Join(err, closeAll()) }()
 	n := opts.Partitions
 	if n <= 0 {
-		n = min(runtime.GOMAXPROCS(0), maxReplayPartitions)
+		n = min(max(runtime.GOMAXPROCS(0)/2, 1), maxReplayPartitions)
 	}
 	shadows := make([]*storage.Shadow, 0, n)
 	defer func() {

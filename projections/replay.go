@@ -846,16 +846,11 @@ func prefixed(prefix string, names []string) string {
 
 // columnsOf lists the columns of a table.
 func columnsOf(ctx context.Context, q storage.Querier, table string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT * FROM `+table+` WHERE 1 = 0`)
+	cols, err := storage.TableColumns(ctx, q, table)
 	if err != nil {
-		return nil, fmt.Errorf("replay: columns of %s: %w", table, err)
+		return nil, fmt.Errorf("replay: %w", err)
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, fmt.Errorf("replay: columns of %s: %w", table, err)
-	}
-	return cols, rows.Err()
+	return cols, nil
 }
 
 func sortedLower(ss []string) []string {

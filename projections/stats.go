@@ -183,18 +183,21 @@ func (s *CarrierStats) apply(ctx context.Context, tx storage.Querier, d storage.
 }
 
 // places returns where numbers are counted now (version 0: nowhere yet),
-// locking their rows. A placeholder row is inserted first for a number
-// that has none, so that the lock also holds back a concurrent transaction
-// counting the same new number (FOR UPDATE locks no row that is missing).
+// locking their rows. On the server databases a placeholder row is
+// inserted first for a number that has none, so that the lock also holds
+// back a concurrent transaction counting the same new number (FOR UPDATE
+// locks no row that is missing); SQLite has one writer at a time.
 func (s *CarrierStats) places(ctx context.Context, tx storage.Querier, d storage.Dialect, tenant string,
 	numbers []string) (map[string]statsPlace, error) {
-	args := make([]any, 0, 6*len(numbers))
-	for _, e := range numbers {
-		args = append(args, tenant, e, 0, "", "", 0)
-	}
-	q := d.InsertIgnore("carrier_stats_numbers", []string{"tenant", "e164", "version", "region_code", "carrier", "valid"}, len(numbers))
-	if _, err := tx.ExecContext(ctx, d.Rebind(q), args...); err != nil {
-		return nil, fmt.Errorf("add carrier places: %w", err)
+	if d != storage.SQLite {
+		args := make([]any, 0, 6*len(numbers))
+		for _, e := range numbers {
+			args = append(args, tenant, e, 0, "", "", 0)
+		}
+		q := d.InsertIgnore("carrier_stats_numbers", []string{"tenant", "e164", "version", "region_code", "carrier", "valid"}, len(numbers))
+		if _, err := tx.ExecContext(ctx, d.Rebind(q), args...); err != nil {
+			return nil, fmt.Errorf("add carrier places: %w", err)
+		}
 	}
 	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version, region_code, carrier, valid FROM carrier_stats_numbers
 		WHERE tenant = ? AND e164 IN (`+storage.Placeholders(len(numbers))+`) ORDER BY e164`+d.ForUpdate()),

@@ -114,14 +114,20 @@ func (r *benchReport) markdown() string {
 	if !r.finished.IsZero() {
 		w("- run time: %s\n", r.finished.Sub(r.started).Round(time.Second))
 	}
-	w("\n| measurement | result | vs bare loop | target | met |\n|---|---|---|---|---|\n")
-	row := func(cells ...string) { w("| %s |\n", strings.Join(cells, " | ")) }
+	w("\n| measurement | result | vs bare loop | CPU per number vs bare loop | target | met |\n|---|---|---|---|---|---|\n")
+	// Rows give five cells, or six when they have a CPU ratio.
+	row := func(cells ...string) {
+		if len(cells) == 5 {
+			cells = append(cells[:3:3], "—", cells[3], cells[4])
+		}
+		w("| %s |\n", strings.Join(cells, " | "))
+	}
 
 	ceilingShown := false
 	for _, be := range r.backends {
 		if be.run != nil && !ceilingShown {
 			row(fmt.Sprintf("bare library loop: `phone.Enrich` on %d workers, same list (the ceiling)", be.ceiling.workers),
-				benchRate(be.ceiling.rate()), "1.00×", "—", "—")
+				benchRate(be.ceiling.rate()), "1.00×", "1.00×", "—", "—")
 			ceilingShown = true
 		}
 	}
@@ -157,7 +163,11 @@ func (r *benchReport) backendRow(row func(...string), be benchBackendResult) {
 		if hasTarget && r.opts.rows >= benchTargetRows {
 			met = benchYesNo(ratio >= t)
 		}
-		row(name, benchRate(be.run.rate()), fmt.Sprintf("%.2f×", ratio), target, met)
+		cpu := "—"
+		if be.run.cpu > 0 && be.ceiling.cpu > 0 {
+			cpu = fmt.Sprintf("%.2f×", benchPerNumberSeconds(be.run.cpu, be.run.final.Total)/benchPerNumberSeconds(be.ceiling.cpu, be.ceiling.rows))
+		}
+		row(name, benchRate(be.run.rate()), fmt.Sprintf("%.2f×", ratio), cpu, target, met)
 	}
 }
 
@@ -257,6 +267,8 @@ func (r *benchReport) details(w func(string, ...any)) {
 	w("Details:\n\n")
 	w("- Each backend runs as a child `phonepipe serve` process on a fresh data dir (or scratch schema/database); " +
 		"ratios compare its end-to-end rate with the bare loop measured right before it, on the same list, in the same run.\n")
+	w("- CPU per number is the service's CPU time (user + system, from /proc) from 202 to completed, over the bare loop's; " +
+		"it is the least noisy figure on a shared machine, and 1 / it bounds what the wall-clock ratio can reach if every core were busy.\n")
 	for _, be := range r.backends {
 		if be.run == nil {
 			if be.note != "" {
@@ -269,8 +281,8 @@ func (r *benchReport) details(w func(string, ...any)) {
 			be.label, benchRate(be.ceiling.rate()), benchSeconds(run.upload), benchSeconds(run.wall),
 			benchInt(run.final.Valid), benchInt(run.final.Invalid), benchInt(run.final.Duplicates), benchInt(run.final.Failed))
 		if run.cpu > 0 && be.ceiling.cpu > 0 {
-			w("; CPU per number: service %s, bare loop %s (%.2f×)", benchPerNumber(run.cpu, run.final.Total),
-				benchPerNumber(be.ceiling.cpu, be.ceiling.rows), run.cpu.Seconds()/float64(run.final.Total)/(be.ceiling.cpu.Seconds()/float64(be.ceiling.rows)))
+			w("; CPU per number: service %s, bare loop %s", benchPerNumber(run.cpu, run.final.Total),
+				benchPerNumber(be.ceiling.cpu, be.ceiling.rows))
 		}
 		if run.peak > 0 {
 			w("; service peak RSS %s", benchBytes(run.peak))
@@ -371,6 +383,11 @@ func benchMillis(d time.Duration) string {
 }
 
 func benchSeconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+// benchPerNumberSeconds is CPU seconds per number.
+func benchPerNumberSeconds(cpu time.Duration, n int) float64 {
+	return cpu.Seconds() / float64(max(n, 1))
+}
 
 func benchPerNumber(cpu time.Duration, n int) string {
 	return fmt.Sprintf("%.1f µs", float64(cpu.Microseconds())/float64(max(n, 1)))

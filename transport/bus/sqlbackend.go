@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -124,31 +125,65 @@ func (b SQLBackend) Subscriber(consumerGroup string, batch int) (message.Subscri
 		BackoffManager: sqlBackoff{poll: b.PollInterval, retry: time.Second},
 		SchemaAdapter:  b.SchemaAdapter(batch),
 		OffsetsAdapter: b.OffsetsAdapter(),
-		// Tables are created by initializingSubscriber, under a lock.
+		// Tables are created by sqlSubscriber, under a lock.
 		InitializeSchema: false,
 	}, b.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("subscriber for %s: %w", consumerGroup, err)
 	}
-	return initializingSubscriber{Subscriber: sub, init: b.InitTopics}, nil
+	return &sqlSubscriber{inner: sub, init: b.InitTopics, closing: make(chan struct{})}, nil
 }
 
-// initializingSubscriber creates a topic's tables before subscribing to it.
-type initializingSubscriber struct {
-	message.Subscriber
-	init func(ctx context.Context, topics []string) error
+// sqlSubscriber wraps watermill-sql's subscriber: it creates a topic's
+// tables (under the migration lock) before subscribing to it, and its Close
+// returns only once every output channel is closed — watermill-sql's own
+// Close may return just before it closes them.
+type sqlSubscriber struct {
+	inner     message.Subscriber
+	init      func(ctx context.Context, topics []string) error
+	closing   chan struct{}
+	closeOnce sync.Once
+	running   sync.WaitGroup
 }
 
-func (s initializingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+// Subscribe implements message.Subscriber.
+func (s *sqlSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := s.init(ctx, []string{topic}); err != nil {
 		return nil, err
 	}
-	return s.Subscriber.Subscribe(ctx, topic)
+	in, err := s.inner.Subscribe(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		defer close(out)
+		for msg := range in {
+			select {
+			case out <- msg:
+			case <-s.closing:
+				// Undelivered, so never acknowledged: the subscriber
+				// gives it up as it closes.
+				return
+			}
+		}
+	}()
+	return out, nil
 }
 
 // SubscribeInitialize implements message.SubscribeInitializer.
-func (s initializingSubscriber) SubscribeInitialize(topic string) error {
+func (s *sqlSubscriber) SubscribeInitialize(topic string) error {
 	return s.init(context.Background(), []string{topic})
+}
+
+// Close implements message.Subscriber.
+func (s *sqlSubscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	err := s.inner.Close()
+	s.running.Wait()
+	return err
 }
 
 // BroadcastSubscriber implements Backend: before subscribing to a topic it

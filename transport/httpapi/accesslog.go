@@ -3,8 +3,8 @@ package httpapi
 import (
 	"bufio"
 	"errors"
-	"net"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )

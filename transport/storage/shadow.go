@@ -319,7 +319,7 @@ func (s *Shadow) Absorb(ctx context.Context, other *Shadow, tables []string) (er
 		return fmt.Errorf("absorb %s: %w", other.Name, err)
 	}
 	for _, t := range tables {
-		cols, err := tableColumns(ctx, tx, t)
+		cols, err := TableColumns(ctx, tx, t)
 		if err != nil {
 			return errors.Join(err, tx.Rollback())
 		}
@@ -338,8 +338,9 @@ func (s *Shadow) Absorb(ctx context.Context, other *Shadow, tables []string) (er
 	return nil
 }
 
-// tableColumns lists the columns of a table.
-func tableColumns(ctx context.Context, q Querier, table string) ([]string, error) {
+// TableColumns lists the columns of a table (a name as the dialect writes
+// it, qualified if need be).
+func TableColumns(ctx context.Context, q Querier, table string) ([]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT * FROM `+table+` WHERE 1 = 0`)
 	if err != nil {
 		return nil, fmt.Errorf("columns of %s: %w", table, err)

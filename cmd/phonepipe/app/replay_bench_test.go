@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -122,13 +121,4 @@ func statsDone(b *testing.B, db *storage.DB, rows int) bool {
 		b.Fatal(err)
 	}
 	return n == (rows+handlers.DefaultJobSize-1)/handlers.DefaultJobSize
-}
-
-// cpuTime is the CPU time (user and system) of this process so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -97,8 +97,8 @@ func TestReplayWhileServing(t *testing.T) {
 		t.Fatalf("subscribe: %v %v", err, sub)
 	}
 	sub.Body.Close()
-	ids := []string{uploadWithWebhook(t, c.url, receiver.URL+"/a", numbersCSV(12000)),
-		uploadWithWebhook(t, c.url, receiver.URL+"/b", numbersCSV(6000))}
+	ids := []string{uploadWithWebhook(t, c.url, receiver.URL+"/a", numbersCSV(6000)),
+		uploadWithWebhook(t, c.url, receiver.URL+"/b", numbersCSV(3000))}
 	for _, id := range ids {
 		waitSummary(t, c.url, id, 3*time.Minute)
 	}

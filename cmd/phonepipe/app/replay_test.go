@@ -196,7 +196,7 @@ func TestReplayRebuildsIdenticalProjections(t *testing.T) {
 		cfg.DataDir = t.TempDir()
 		a := startApp(t, cfg)
 		base := a.URL()
-		ids := importsWithRepeats(t, base, 1200)
+		ids := importsWithRepeats(t, base, 600)
 		want := expectedCarriers(t, base, ids...)
 		waitCarriers(t, base, want, time.Minute)
 		resultsBefore := results(t, base, ids[1])
@@ -206,8 +206,8 @@ func TestReplayRebuildsIdenticalProjections(t *testing.T) {
 			t.Fatalf("checksums %v, want numbers, results, stats and imports", before)
 		}
 		rep := replayParts(t, cfg, 3)
-		if rep.Events < 1800 || rep.Rows["results"] != 1200+900 || changedRows(rep) != 0 {
-			t.Fatalf("replay report %+v, want 2100 results and no live row changed", rep)
+		if rep.Events != 600+450 || rep.Rows["results"] != 600+450 || changedRows(rep) != 0 {
+			t.Fatalf("replay report %+v, want 1050 events and results, and no live row changed", rep)
 		}
 		if after := checksums(t, cfg); !reflect.DeepEqual(after, before) {
 			t.Fatalf("checksums changed by replay --all:\nbefore %v\n after %v", before, after)
@@ -246,7 +246,7 @@ func TestReplayRebuildsIdenticalProjections(t *testing.T) {
 		}
 
 		// Replay while the pipeline works on another import.
-		third := mustAccept(t, base, csvOf(append(mixedRows(3000, 13), mixedRows(300, 11)...)))
+		third := mustAccept(t, base, csvOf(append(mixedRows(2000, 13), mixedRows(200, 11)...)))
 		replayAll(t, cfg)
 		waitCompleted(t, base, third, 3*time.Minute)
 		checkDuplicates(t, base, third)
@@ -306,7 +306,7 @@ func TestStatsCatchUpFromHistory(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- old.Run(ctx) }()
-	ids := importsWithRepeats(t, old.URL(), 1000)
+	ids := importsWithRepeats(t, old.URL(), 600)
 	if got := carriers(t, old.URL()); len(got) != 0 {
 		t.Fatalf("statistics without their handler: %v", got)
 	}

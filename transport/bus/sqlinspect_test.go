@@ -14,13 +14,17 @@ import (
 
 // TestSQLBackendInspector: a group's backlog shrinks as it acknowledges.
 func TestSQLBackendInspector(t *testing.T) {
-	for name, open := range map[string]func(context.Context) (*storage.DB, error){
-		"postgres": func(ctx context.Context) (*storage.DB, error) { return storage.OpenPostgres(ctx, testenv.Postgres(t)) },
-		"mysql":    func(ctx context.Context) (*storage.DB, error) { return storage.OpenMySQL(ctx, testenv.MySQL(t)) },
+	for name, open := range map[string]func(context.Context, *testing.T) (*storage.DB, error){
+		"postgres": func(ctx context.Context, t *testing.T) (*storage.DB, error) {
+			return storage.OpenPostgres(ctx, testenv.Postgres(t))
+		},
+		"mysql": func(ctx context.Context, t *testing.T) (*storage.DB, error) {
+			return storage.OpenMySQL(ctx, testenv.MySQL(t))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := open(ctx)
+			db, err := open(ctx, t)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-
 )
 
 // Shadow is a namespace beside a live database in which a replay rebuilds
@@ -290,7 +289,9 @@ func (s *Shadow) Drop(ctx context.Context) error {
 // before the swap.
 func (s *Shadow) Absorb(ctx context.Context, other *Shadow, tables []string) (err error) {
 	var (
-		q      interface{ BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error) }
+		q interface {
+			BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+		}
 		prefix string
 	)
 	switch s.DB.Dialect {

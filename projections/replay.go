@@ -67,14 +67,28 @@ type LogMessage struct {
 // out; only that reader understands it.
 type LogPosition any
 
+// Through says where a LogReader reads the log of a SQL backend.
+type Through struct {
+	// Q is the pool or transaction to query.
+	Q storage.Querier
+	// Prefix qualifies the topic tables (the live namespace in a swap
+	// transaction, see storage.Shadow.LivePrefix).
+	Prefix string
+	// Committed reads every committed message. Otherwise a reader may
+	// hold back messages that could still be followed by others committing
+	// behind them (on PostgreSQL, those above the oldest running
+	// transaction, as watermill-sql's subscribers do), so that nothing
+	// ever appears behind its position.
+	Committed bool
+}
+
 // LogReader reads one topic of the event log in log order.
 type LogReader interface {
-	// Next calls fn with every message after the reader's position that q
-	// can see, in log order, each with the position at that message, and
-	// moves the position past what it read. Table names are prefixed with
-	// prefix (the live namespace in a swap transaction). It stops at the
-	// first error of fn. Readers of logs outside the database ignore q.
-	Next(ctx context.Context, q storage.Querier, prefix string, fn func(at LogPosition, m LogMessage) error) error
+	// Next calls fn with every message after the reader's position that it
+	// can see through th, in log order, each with the position at that
+	// message, and moves the position past what it read. It stops at the
+	// first error of fn. Readers of logs outside the database ignore th.
+	Next(ctx context.Context, th Through, fn func(at LogPosition, m LogMessage) error) error
 	// Seek moves the position to at, a position Next handed out (the
 	// message there is read again), or to the beginning when at is nil.
 	Seek(at LogPosition)
@@ -442,7 +456,7 @@ func (ru *run) total() int {
 // flush applies the queues.
 func (ru *run) pass(ctx context.Context, q storage.Querier, prefix string, flush func(context.Context) error) error {
 	for _, t := range ru.topics {
-		err := t.reader.Next(ctx, q, prefix, func(at LogPosition, m LogMessage) error {
+		err := t.reader.Next(ctx, Through{Q: q, Prefix: prefix, Committed: true}, func(at LogPosition, m LogMessage) error {
 			return ru.take(ctx, t, at, t.decode(ru.r.cfg.Logger, m), flush)
 		})
 		if err != nil {
@@ -465,7 +479,7 @@ func (ru *run) readAhead(ctx context.Context, flush func(context.Context) error)
 		readErr := make(chan error, 1)
 		go func() {
 			defer close(items)
-			readErr <- t.reader.Next(rctx, ru.r.cfg.Live.Read, "", func(at LogPosition, m LogMessage) error {
+			readErr <- t.reader.Next(rctx, Through{Q: ru.r.cfg.Live.Read}, func(at LogPosition, m LogMessage) error {
 				select {
 				case items <- item{at, t.decode(ru.r.cfg.Logger, m)}:
 					return nil

@@ -78,5 +78,5 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			import_id VARCHAR(64) NOT NULL,
 			data TEXT NOT NULL,
 			PRIMARY KEY (stream_id, version))`,
-	}, statsTables...))
+	}, statsTables()...))
 }

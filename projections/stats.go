@@ -47,28 +47,26 @@ type CarrierStat struct {
 	Valid int64 `json:"valid"`
 }
 
-// statsTables creates the tables of the projection.
-var statsTables = []string{
-	`CREATE TABLE IF NOT EXISTS carrier_stats (
-		tenant VARCHAR(64) NOT NULL,
-		region_code VARCHAR(8) NOT NULL,
-		carrier VARCHAR(191) NOT NULL,
-		numbers BIGINT NOT NULL,
-		valid BIGINT NOT NULL,
-		PRIMARY KEY (tenant, region_code, carrier))`,
-	`CREATE TABLE IF NOT EXISTS carrier_stats_numbers (
-		tenant VARCHAR(64) NOT NULL,
-		e164 VARCHAR(32) NOT NULL,
-		version BIGINT NOT NULL,
-		region_code VARCHAR(8) NOT NULL,
-		carrier VARCHAR(191) NOT NULL,
-		valid INTEGER NOT NULL,
-		PRIMARY KEY (tenant, e164))`,
-}
-
-// MigrateStats creates the tables of CarrierStats.
-func MigrateStats(ctx context.Context, db *storage.DB) error {
-	return db.Exec(ctx, statsTables)
+// statsTables are the DDL of the projection's tables (projections.Migrate
+// runs them).
+func statsTables() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS carrier_stats (
+			tenant VARCHAR(64) NOT NULL,
+			region_code VARCHAR(8) NOT NULL,
+			carrier VARCHAR(191) NOT NULL,
+			numbers BIGINT NOT NULL,
+			valid BIGINT NOT NULL,
+			PRIMARY KEY (tenant, region_code, carrier))`,
+		`CREATE TABLE IF NOT EXISTS carrier_stats_numbers (
+			tenant VARCHAR(64) NOT NULL,
+			e164 VARCHAR(32) NOT NULL,
+			version BIGINT NOT NULL,
+			region_code VARCHAR(8) NOT NULL,
+			carrier VARCHAR(191) NOT NULL,
+			valid INTEGER NOT NULL,
+			PRIMARY KEY (tenant, e164))`,
+	}
 }
 
 // statsFields are the fields of number.validated.v1 data the statistics

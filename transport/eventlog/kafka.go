@@ -14,7 +14,6 @@ import (
 
 	"github.com/phonepipe/phonepipe/projections"
 	"github.com/phonepipe/phonepipe/transport/bus"
-	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
 // KafkaConfig configures a Kafka event log.
@@ -107,8 +106,8 @@ func (r *kafkaReader) Seek(at projections.LogPosition) {
 	}
 }
 
-// Next implements projections.LogReader. q and prefix do not apply.
-func (r *kafkaReader) Next(ctx context.Context, _ storage.Querier, _ string, fn func(projections.LogPosition, projections.LogMessage) error) error {
+// Next implements projections.LogReader; th does not apply.
+func (r *kafkaReader) Next(ctx context.Context, _ projections.Through, fn func(projections.LogPosition, projections.LogMessage) error) error {
 	if err := r.k.client.RefreshMetadata(r.topic); err != nil {
 		return fmt.Errorf("kafka topic %s: %w", r.topic, err)
 	}

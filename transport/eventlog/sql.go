@@ -30,11 +30,12 @@ const readBatch = 32
 // in the database of dialect.
 //
 // Order: on SQLite, offsets are assigned in commit order. On PostgreSQL
-// messages are read in (transaction_id, offset) order and only below the
-// oldest running transaction (pg_snapshot_xmin), as watermill-sql's
-// subscriber reads them, so nothing can appear behind a position already
-// read. On MySQL offsets are not in commit order; a replay finds a message
-// that appeared behind its position by reading the topic again.
+// messages are read in (transaction_id, offset) order and, unless
+// projections.Through.Committed, only below the oldest running transaction
+// (pg_snapshot_xmin), as watermill-sql's subscriber reads them, so nothing
+// can appear behind a position already read. On MySQL offsets are not in
+// commit order. A replay that misses a message behind its position in the
+// swap reads the topic again.
 type SQL struct {
 	Dialect storage.Dialect
 }
@@ -97,9 +98,9 @@ func (r *sqlReader) Seek(at projections.LogPosition) {
 }
 
 // Next implements projections.LogReader.
-func (r *sqlReader) Next(ctx context.Context, q storage.Querier, prefix string, fn func(projections.LogPosition, projections.LogMessage) error) error {
+func (r *sqlReader) Next(ctx context.Context, th projections.Through, fn func(projections.LogPosition, projections.LogMessage) error) error {
 	for {
-		batch, err := r.read(ctx, q, prefix)
+		batch, err := r.read(ctx, th)
 		if err != nil {
 			return err
 		}
@@ -123,17 +124,22 @@ type readMessage struct {
 }
 
 // read returns the next batch after the position, rows closed.
-func (r *sqlReader) read(ctx context.Context, q storage.Querier, prefix string) ([]readMessage, error) {
+func (r *sqlReader) read(ctx context.Context, th projections.Through) ([]readMessage, error) {
 	var (
 		query string
 		args  []any
 	)
+	q, prefix := th.Q, th.Prefix
 	limit := strconv.Itoa(readBatch)
 	switch r.dialect {
 	case storage.Postgres:
 		table := prefix + watermillsql.DefaultPostgreSQLSchema{}.MessagesTable(r.topic)
+		settled := ` AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+		if th.Committed {
+			settled = ""
+		}
 		query = `SELECT transaction_id::text, "offset", uuid, payload, metadata FROM ` + table + `
-			WHERE (transaction_id, "offset") > ($1::xid8, $2) AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			WHERE (transaction_id, "offset") > ($1::xid8, $2)` + settled + `
 			ORDER BY transaction_id, "offset" LIMIT ` + limit
 		tx := r.at.tx
 		if tx == "" {

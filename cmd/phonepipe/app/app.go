@@ -45,6 +45,8 @@ type App struct {
 	hub          *live.Hub
 	dispatch     *webhooks.Dispatcher
 	lookups      *lookupStage
+	// stall tells /readyz when the projector stops making progress.
+	stall *stallWatch
 }
 
 // New opens the backend and wires the roles of cfg.
@@ -239,10 +241,16 @@ func (a *App) instrument() {
 	if !ok {
 		return
 	}
+	if a.cfg.has(RoleProject) {
+		topic := bus.Topic(domain.NameNumbersRecorded)
+		a.stall = &stallWatch{name: handlers.ProjectorName, every: 10 * time.Second, after: 2 * time.Minute, now: time.Now,
+			backlog: func(ctx context.Context) (int64, error) { return insp.Backlog(ctx, topic, handlers.ProjectorName) }}
+	}
 	consumers := map[string]string{
 		handlers.SplitterName:   domain.NameImportAccepted,
 		handlers.ValidatorName:  domain.NameValidateJob,
 		handlers.ProjectorName:  domain.NameNumbersRecorded,
+		handlers.StatsName:      domain.NameNumbersRecorded,
 		handlers.AggregatorName: domain.NameJobProjected,
 		handlers.NotifierName:   domain.NameImportCompleted,
 	}
@@ -292,6 +300,9 @@ func (a *App) ready(ctx context.Context) error {
 	if !a.bus.IsRunning() {
 		return errors.New("message handlers are not running")
 	}
+	if a.stall != nil {
+		return a.stall.check()
+	}
 	return nil
 }
 
@@ -312,6 +323,9 @@ func (a *App) DataPath() string {
 func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.bus.Run(gctx) })
+	if a.stall != nil {
+		g.Go(func() error { return a.stall.Run(gctx) })
+	}
 	if a.dispatch != nil {
 		g.Go(func() error { return a.dispatch.Run(gctx) })
 	}

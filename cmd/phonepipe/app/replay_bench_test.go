@@ -20,8 +20,10 @@ import (
 // processes an import live (upload accepted → every projection, carrier
 // statistics included, up to date) and how fast `replay --all` rebuilds the
 // projections from the same events, and reports both rates and their ratio
-// (goal: replay ≥ 5× live). Rows: $PHONEPIPE_BENCH_REPLAY_ROWS, default
-// 50000. Run with -benchtime=1x.
+// (goal: replay ≥ 5× live), and the CPU time per event of each. Rows:
+// $PHONEPIPE_BENCH_REPLAY_ROWS, default 50000; shadows built in parallel:
+// $PHONEPIPE_BENCH_REPLAY_PARTITIONS, default one per two cores. Run with
+// -benchtime=1x.
 func BenchmarkReplayVsLive(b *testing.B) {
 	rows := 50_000
 	if s := os.Getenv("PHONEPIPE_BENCH_REPLAY_ROWS"); s != "" {
@@ -31,6 +33,14 @@ func BenchmarkReplayVsLive(b *testing.B) {
 		}
 		rows = n
 	}
+	partitions := 0 // the default
+	if s := os.Getenv("PHONEPIPE_BENCH_REPLAY_PARTITIONS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			b.Fatalf("PHONEPIPE_BENCH_REPLAY_PARTITIONS=%q", s)
+		}
+		partitions = n
+	}
 	body := csvOf(mixedRows(rows, 99))
 	for b.Loop() {
 		cfg := app.Config{DataDir: b.TempDir(), Addr: "127.0.0.1:0", ImportRate: 0, MaxRows: rows + 1,
@@ -39,7 +49,7 @@ func BenchmarkReplayVsLive(b *testing.B) {
 		live := runLive(b, cfg, body)
 		cpu1 := cpuTime()
 		start := time.Now()
-		rep, err := app.Replay(context.Background(), cfg, app.ReplayOptions{All: true})
+		rep, err := app.Replay(context.Background(), cfg, app.ReplayOptions{All: true, Partitions: partitions})
 		if err != nil {
 			b.Fatal(err)
 		}

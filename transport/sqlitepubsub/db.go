@@ -62,6 +62,9 @@ func OpenDB(path string) (*sql.DB, error) {
 			// 64 MiB page cache per connection: large write transactions
 			// otherwise spill dirty pages into the WAL mid-transaction.
 			"cache_size(-65536)",
+			// The statement journal of every SAVEPOINT (one per handler
+			// attempt) stays in memory instead of a temp file.
+			"temp_store(MEMORY)",
 		},
 		"_txlock": {"immediate"},
 	})

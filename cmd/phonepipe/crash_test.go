@@ -97,20 +97,27 @@ func TestCrashMidImport(t *testing.T) {
 	first.kill()
 
 	second := bin.start(t, dir)
-	deadline = time.Now().Add(5 * time.Minute)
+	waitUntilCompleted(t, second.url, id, total, 5*time.Minute)
+	second.stop(t)
+	checkExactlyOnce(t, openData(t, dir), id, total)
+}
+
+// waitUntilCompleted polls an import until it completes with every row
+// processed, failing the test after timeout.
+func waitUntilCompleted(t *testing.T, base, id string, total int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		s := getSummary(t, second.url, id)
+		s := getSummary(t, base, id)
 		if s.Status == "completed" {
 			if s.Processed != total {
 				t.Fatalf("completed with %d of %d processed", s.Processed, total)
 			}
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not completed after restart: %+v", s)
+			t.Fatalf("not completed after %s: %+v", timeout, s)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	second.stop(t)
-	checkExactlyOnce(t, openData(t, dir), id, total)
 }

@@ -83,20 +83,7 @@ func runSplitRoles(t *testing.T, bin binary, dsn string, args []string, checkCom
 	}
 	validators[0].kill()
 
-	deadline = time.Now().Add(4 * time.Minute)
-	for {
-		s := getSummary(t, api.url, id)
-		if s.Status == "completed" {
-			if s.Processed != total {
-				t.Fatalf("completed with %d of %d processed", s.Processed, total)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not completed after the kill: %+v", s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntilCompleted(t, api.url, id, total, 4*time.Minute)
 
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -26,6 +26,9 @@ type Validator struct {
 	Workers int
 	// Enrich is the phone rule applied to each row; phone.Enrich by default.
 	Enrich func(input, region string) phone.Result
+	// Prefetch, if set, enriches the next job of an import while this one
+	// is written (see Prefetcher).
+	Prefetch *Prefetcher
 }
 
 // HandlerName names the handler and its consumer group.
@@ -37,14 +40,10 @@ func (v Validator) Handle(ctx context.Context, job *domain.ValidateJob) error {
 	if err != nil || !first {
 		return err
 	}
-	rows, err := v.Rows.Rows(ctx, job.ImportID, job.FirstRow, job.LastRow)
+	outcomes, err := v.outcomes(ctx, job)
 	if err != nil {
 		return err
 	}
-	if want := job.LastRow - job.FirstRow + 1; len(rows) != want {
-		return fmt.Errorf("job %s: %d of %d rows stored: %w", job.JobKey(), len(rows), want, domain.ErrPermanent)
-	}
-	outcomes := v.enrichAll(rows, job.DefaultRegion)
 	streams := make([]domain.StreamID, len(outcomes))
 	for i, o := range outcomes {
 		if o.E164 != "" {
@@ -76,6 +75,46 @@ func (v Validator) Handle(ctx context.Context, job *domain.ValidateJob) error {
 		}
 	}
 	return v.Events.Publish(ctx, out)
+}
+
+// outcomes enriches the job's rows, or takes them from the prefetcher, and
+// starts prefetching the import's next job.
+func (v Validator) outcomes(ctx context.Context, job *domain.ValidateJob) ([]domain.NumberValidated, error) {
+	want := job.LastRow - job.FirstRow + 1
+	if v.Prefetch != nil {
+		defer v.prefetchNext(job, want)
+		if out, ok := v.Prefetch.take(job.ImportID, job.FirstRow); ok && len(out) == want &&
+			out[0].Row == job.FirstRow && out[want-1].Row == job.LastRow {
+			return out, nil
+		}
+	}
+	rows, err := v.Rows.Rows(ctx, job.ImportID, job.FirstRow, job.LastRow)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) != want {
+		return nil, fmt.Errorf("job %s: %d of %d rows stored: %w", job.JobKey(), len(rows), want, domain.ErrPermanent)
+	}
+	return v.enrichAll(rows, job.DefaultRegion), nil
+}
+
+// prefetchNext starts enriching the rows after job, as the import's next
+// job (same size, or the rest of the upload) will ask for them. It reads
+// outside the unit of work: stored rows never change.
+func (v Validator) prefetchNext(job *domain.ValidateJob, size int) {
+	first, last := job.LastRow+1, job.LastRow+size
+	v.Prefetch.start(job.ImportID, first, func() ([]domain.NumberValidated, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rows, err := v.Rows.Rows(ctx, job.ImportID, first, last)
+		if err != nil {
+			return nil, fmt.Errorf("prefetch rows %d..%d of %s: %w", first, last, job.ImportID, err)
+		}
+		if len(rows) == 0 {
+			return nil, nil // the import has no further job
+		}
+		return v.enrichAll(rows, job.DefaultRegion), nil
+	})
 }
 
 func (v Validator) now() time.Time {

@@ -139,6 +139,10 @@ func (a *App) wire() error {
 	if a.cfg.has(RoleValidate) {
 		h := handlers.Validator{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events,
 			Dedupe: handled, Enrich: a.cfg.enrich}
+		if !a.cfg.noPrefetch {
+			// Enrich the next job while this one holds the writer.
+			h.Prefetch = handlers.NewPrefetcher(4)
+		}
 		errs = append(errs, a.bus.AddCommandHandler(cqrs.NewCommandHandler(h.HandlerName(), h.Handle)))
 		s := handlers.Salvager{Rows: storage.NewUploads(a.db), Streams: storage.NewStreamHeads(a.db), Events: events, Dedupe: handled}
 		errs = append(errs, a.bus.AddPoisonCommandHandler(cqrs.NewCommandHandler(s.HandlerName(), s.Handle)))

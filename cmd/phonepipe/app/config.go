@@ -75,6 +75,9 @@ type Config struct {
 
 	// enrich replaces the phone rule; tests use it to inject failures.
 	enrich func(input, region string) phone.Result
+	// noPrefetch turns off enriching the next job ahead (benchmarks
+	// compare with and without).
+	noPrefetch bool
 	// withoutStats leaves the carrier statistics handler out (tests of
 	// its catch-up from history).
 	withoutStats bool

@@ -7,3 +7,9 @@ func WithEnrich(cfg Config, enrich func(input, region string) phone.Result) Conf
 	cfg.enrich = enrich
 	return cfg
 }
+
+// WithoutPrefetch returns cfg with the validator's prefetch off.
+func WithoutPrefetch(cfg Config) Config {
+	cfg.noPrefetch = true
+	return cfg
+}

@@ -25,7 +25,8 @@ const (
 	Twilio Mode = iota
 	// Slow answers like Twilio after the delay (SetDelay; default 2s).
 	Slow
-	// Flaky answers every other request with 500, the rest like Twilio.
+	// Flaky answers every other request of each number with 500 (the first
+	// one fails), the rest like Twilio.
 	Flaky
 	// RateLimited answers 429 with Retry-After (SetRetryAfter) to the
 	// first limited requests (SetLimited), then like Twilio.
@@ -168,10 +169,19 @@ func (p *Provider) Counts() map[string]int {
 func (p *Provider) answer(w http.ResponseWriter, r *http.Request) {
 	e164 := r.PathValue("e164")
 	p.mu.Lock()
-	mode, delay, n := p.mode, p.delay, len(p.requests)
+	mode, delay := p.mode, p.delay
+	// Flaky alternates per number (its first request fails, the next one
+	// succeeds, …): half the requests fail, and a retried call always gets
+	// through, however concurrent calls interleave.
+	prior := 0
+	for _, r := range p.requests {
+		if r.E164 == e164 {
+			prior++
+		}
+	}
 	status := http.StatusOK
 	switch {
-	case mode == Flaky && n%2 == 0:
+	case mode == Flaky && prior%2 == 0:
 		status = http.StatusInternalServerError
 	case mode == RateLimited && p.limited > 0:
 		p.limited--

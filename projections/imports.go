@@ -43,7 +43,7 @@ func (s *Imports) Create(ctx context.Context, im domain.Import, idempotencyKey s
 	_, err = tx.ExecContext(ctx, s.db.Dialect.Rebind(`INSERT INTO imports (`+importColumns+`, idempotency_key)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`), append(importArgs(im), key)...)
 	if err != nil {
-		if idempotencyKey != "" && isUniqueViolation(err) {
+		if idempotencyKey != "" && storage.IsUniqueViolation(err) {
 			return fmt.Errorf("create import %s: %w", im.ID, ErrDuplicateKey)
 		}
 		return fmt.Errorf("create import %s: %w", im.ID, err)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/phonepipe/phonepipe/handlers"
@@ -119,22 +120,13 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /openapi.yaml", s.openAPI)
 	for _, r := range cfg.Extra {
-		if len(r.Pattern) > 0 && containsV1(r.Pattern) {
+		if len(r.Pattern) > 0 && strings.Contains(r.Pattern, "/v1/") {
 			s.mux.Handle(r.Pattern, s.authenticate(r.Handler))
 		} else {
 			s.mux.Handle(r.Pattern, r.Handler)
 		}
 	}
 	return s, nil
-}
-
-func containsV1(pattern string) bool {
-	for i := 0; i+4 <= len(pattern); i++ {
-		if pattern[i:i+4] == "/v1/" {
-			return true
-		}
-	}
-	return false
 }
 
 // Handler is the root handler, with request ids and correlation ids.

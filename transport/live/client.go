@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -75,7 +76,13 @@ func (c *client) readLoop() {
 	}
 	c.conn.SetPongHandler(alive)
 	for {
-		if _, _, err := c.conn.NextReader(); err != nil {
+		_, r, err := c.conn.NextReader()
+		if err == nil {
+			// Read the message through, so the read limit applies to the
+			// whole message, however it is split into frames.
+			_, err = io.Copy(io.Discard, r)
+		}
+		if err != nil {
 			c.logReadEnd(err)
 			return
 		}

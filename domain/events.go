@@ -83,6 +83,9 @@ type NumberValidated struct {
 	Ref    string `json:"ref,omitempty"`
 	Region string `json:"region,omitempty"`
 	phone.Result
+	// Detail says why a row is PROCESSING_FAILED when something other than
+	// the phone rule failed it (e.g. the import deadline).
+	Detail string `json:"detail,omitempty"`
 }
 
 // JobProjected says the results of one job are readable. With Kind

@@ -2,14 +2,9 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/phonepipe/phonepipe/domain"
-	"github.com/phonepipe/phonepipe/domain/phone"
 )
 
 // SalvagerName names the poison-queue handler for validation jobs.
@@ -37,43 +32,10 @@ func (s Salvager) Handle(ctx context.Context, job *domain.ValidateJob) error {
 	if err != nil || !first {
 		return err
 	}
-	rows, err := s.Rows.Rows(ctx, job.ImportID, job.FirstRow, job.LastRow)
-	if err != nil {
-		return err
-	}
-	byRow := make(map[int]domain.NumberValidated, len(rows))
-	for _, r := range rows {
-		byRow[r.Row] = domain.NumberValidated{Row: r.Row, Input: r.Input, Ref: r.Ref, Region: r.Region}
-	}
-	n := job.LastRow - job.FirstRow + 1
-	streams := make([]domain.StreamID, n)
-	failed := make([]domain.NumberValidated, n)
-	for i := range n {
-		row := job.FirstRow + i
-		v, ok := byRow[row]
-		if !ok {
-			v = domain.NumberValidated{Row: row}
-		}
-		v.Result = phone.Result{Reason: phone.ReasonProcessingFailed}
-		failed[i] = v
-		streams[i] = domain.RowStream(job.Tenant, job.ImportID, row)
-	}
-	versions, err := s.Streams.Next(ctx, streams)
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC()
+	now := time.Now()
 	if s.Now != nil {
-		now = s.Now().UTC()
+		now = s.Now()
 	}
-	out := &domain.NumbersRecorded{ImportID: job.ImportID, Tenant: job.Tenant, Job: job.Job, Events: make([]domain.NumberEvent, n)}
-	for i, v := range failed {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode failed row %d of %s: %w", v.Row, job.ImportID, err)
-		}
-		out.Events[i] = domain.NumberEvent{ID: uuid.NewString(), Stream: streams[i], Version: versions[i],
-			Type: domain.EventNumberValidated, OccurredAt: now, ImportID: job.ImportID, Data: data}
-	}
-	return s.Events.Publish(ctx, out)
+	_, err = failJob(ctx, s.Rows, s.Streams, s.Events, *job, now, "")
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/phonepipe/phonepipe/cmd/phonepipe/app"
+	"github.com/phonepipe/phonepipe/handlers"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) error {
@@ -59,6 +60,8 @@ func serveConfig(args []string, stderr io.Writer, env func(string) (string, bool
 	fs.Float64Var(&cfg.ImportRate, "import-rate", 10, "POST /v1/imports allowed per second per tenant, on average (more gets 429); 0 = no limit")
 	fs.IntVar(&cfg.ImportBurst, "import-burst", 20, "POST /v1/imports a tenant may make at once before --import-rate applies")
 	fs.IntVar(&cfg.JobSize, "job-size", 500, "rows per validation job")
+	fs.DurationVar(&cfg.ImportDeadline, "import-deadline", handlers.DefaultImportDeadline,
+		"how long after acceptance an import may stay open; then rows without a result are PROCESSING_FAILED (detail: import deadline exceeded) and it completes; kept by the aggregate role; 0 = no deadline")
 	fs.DurationVar(&cfg.PollInterval, "poll-interval", 50*time.Millisecond, "how often idle SQL subscribers look for new messages")
 	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "tenant signing secret, whsec_ + base64 (default: generated once per tenant and persisted)")
 	fs.BoolVar(&cfg.WebhookAllowPrivate, "webhook-allow-private", false, "allow webhook targets on loopback/private addresses (development only)")

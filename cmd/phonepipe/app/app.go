@@ -45,6 +45,8 @@ type App struct {
 	hub          *live.Hub
 	dispatch     *webhooks.Dispatcher
 	lookups      *lookupStage
+	// deadline fails what an import still misses at --import-deadline.
+	deadline *handlers.DeadlineWatchdog
 	// stall tells /readyz when the projector stops making progress.
 	stall *stallWatch
 }
@@ -129,6 +131,9 @@ func (a *App) wire() error {
 	lookupImports := projections.NewLookupImports(imports, a.db)
 	var err error
 	if a.lookups, err = a.wireLookups(lookupImports, events, handled); err != nil {
+		return err
+	}
+	if err := a.wireDeadline(imports, events, handled); err != nil {
 		return err
 	}
 	var errs []error
@@ -334,6 +339,9 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.dispatch.Run(gctx) })
 	}
 	a.lookups.run(gctx, g)
+	if a.deadline != nil {
+		g.Go(func() error { return a.deadline.Run(gctx) })
+	}
 	if a.hub != nil {
 		g.Go(func() error { return a.hub.Run(gctx) })
 	}

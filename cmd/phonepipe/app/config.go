@@ -69,6 +69,11 @@ type Config struct {
 	// KafkaSessionTimeout is how long a dead process keeps its partitions.
 	// Default 10s.
 	KafkaSessionTimeout time.Duration
+	// ImportDeadline is how long after its acceptance an import may stay
+	// open: then the aggregate role fails every row without a result as
+	// PROCESSING_FAILED and the import completes. 0 = no deadline (serve's
+	// --import-deadline defaults to 1h).
+	ImportDeadline time.Duration
 	// Lookup is the third-party lookup stage, off unless Lookup.URL is set.
 	Lookup LookupConfig
 	Logger *slog.Logger
@@ -151,6 +156,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("unknown backend %q (sqlite, postgres, mysql or kafka)", c.Backend)
+	}
+	if c.ImportDeadline < 0 {
+		return errors.New("import deadline must not be negative")
 	}
 	if c.MaxUploadBytes < 0 || c.MaxRows < 0 || c.JobSize < 0 || c.ImportRate < 0 || c.ImportBurst < 0 {
 		return errors.New("limits must not be negative")

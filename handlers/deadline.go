@@ -190,6 +190,9 @@ func (w *DeadlineWatchdog) expire(ctx context.Context, id string, now time.Time)
 	if err != nil || !im.DeadlinePassed(now, w.cfg.Deadline) || im.Status != domain.StatusProcessing {
 		return err
 	}
+	if im.JobsDone == im.Jobs {
+		return nil // every job counted: only lookups are awaited, and they have their own deadline
+	}
 	ranges, err := im.JobRanges(w.cfg.JobSize)
 	if err != nil {
 		return err

@@ -59,7 +59,9 @@ func (s *Server) postImport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	err = storage.InTx(ctx, s.cfg.DB.Write, func(ctx context.Context) error {
+	// The client waits for this transaction: it goes before the
+	// subscribers queued for the embedded database's write lock.
+	err = storage.InTx(storage.WithWritePriority(ctx), s.cfg.DB.Write, func(ctx context.Context) error {
 		return s.store(ctx, im, key, up)
 	})
 	if errors.Is(err, projections.ErrDuplicateKey) && s.answerRepeat(w, r, tenant, key) {

@@ -51,23 +51,28 @@ const busyTimeout = 10 * time.Second
 // returns the modernc.org/sqlite connection.
 //
 // The returned pool is also a valid watermillsql.Beginner and
-// watermillsql.ContextExecutor.
-func OpenDB(path string) (*sql.DB, error) {
-	dsn, err := dsn(path, url.Values{
-		"_pragma": {
-			fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
-			"journal_mode(WAL)",
-			"foreign_keys(1)",
-			"synchronous(NORMAL)",
-			// 64 MiB page cache per connection: large write transactions
-			// otherwise spill dirty pages into the WAL mid-transaction.
-			"cache_size(-65536)",
-			// The statement journal of every SAVEPOINT (one per handler
-			// attempt) stays in memory instead of a temp file.
-			"temp_store(MEMORY)",
-		},
-		"_txlock": {"immediate"},
-	})
+// watermillsql.ContextExecutor. Options: BackgroundCheckpoints.
+func OpenDB(path string, opts ...Option) (*sql.DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	pragmas := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"journal_mode(WAL)",
+		"foreign_keys(1)",
+		"synchronous(NORMAL)",
+		// 64 MiB page cache per connection: large write transactions
+		// otherwise spill dirty pages into the WAL mid-transaction.
+		"cache_size(-65536)",
+		// The statement journal of every SAVEPOINT (one per handler
+		// attempt) stays in memory instead of a temp file.
+		"temp_store(MEMORY)",
+	}
+	if o.checkpointEvery > 0 {
+		pragmas = append(pragmas, "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	}
+	dsn, err := dsn(path, url.Values{"_pragma": pragmas, "_txlock": {"immediate"}})
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +80,13 @@ func OpenDB(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 	}
-	db := sql.OpenDB(gatedConnector{Connector: connector, gate: newWriteGate()})
+	gated := &gatedConnector{Connector: connector, gate: newWriteGate()}
+	if o.checkpointEvery > 0 {
+		if gated.checkpoints, err = startCheckpointer(path, o.checkpointEvery); err != nil {
+			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+		}
+	}
+	db := sql.OpenDB(gated)
 	// Writers are serialized by SQLite anyway; keep a few idle connections so
 	// that bursts of concurrent publishers do not reopen (and re-configure)
 	// connections all the time.

@@ -11,63 +11,144 @@ import (
 )
 
 // writeGate hands one pool's write transactions the database's write lock in
-// first-come, first-served order.
+// first-come, first-served order, with a priority lane in front.
 //
 // SQLite itself has no queue for its write lock: a connection that finds it
 // taken sleeps (up to 100ms at a time) and retries until busy_timeout. A
 // writer that commits and immediately begins again — a subscriber draining a
 // backlog does exactly that — therefore wins nearly every time, and the other
 // writers of the process fail with SQLITE_BUSY after busy_timeout. The gate
-// queues the writers of the pool in Go instead: a channel's blocked senders
-// are served in FIFO order, so a subscriber that begins its next batch lines
-// up behind everyone already waiting.
+// queues the writers of the pool in Go instead: a subscriber that begins its
+// next batch lines up behind everyone already waiting.
 //
-// The gate is only an optimization for fairness and throughput; correctness
+// Writers whose context carries WithWritePriority (a client waiting for its
+// answer, such as an upload being accepted) are served before the ordinary
+// queue, in their own first-come, first-served order: they wait for the
+// current holder only, not for the backlog of subscribers behind it.
+//
+// The gate is only an optimization for fairness and latency; correctness
 // never depends on it. SQLite's own lock still serializes all writers
 // (including other pools and processes), and a writer that waited busy_timeout
 // for the gate proceeds without it and lets SQLite decide.
 type writeGate struct {
-	token chan struct{}
+	mu     sync.Mutex
+	held   bool
+	urgent []chan struct{} // waiting writers with priority, oldest first
+	normal []chan struct{} // the other waiting writers, oldest first
 }
 
 func newWriteGate() *writeGate {
-	return &writeGate{token: make(chan struct{}, 1)}
+	return &writeGate{}
+}
+
+// priorityKey marks a context whose write transactions jump the queue.
+type priorityKey struct{}
+
+// WithWritePriority returns a context whose write transactions (and
+// autocommit writes) on a pool opened by OpenDB are served before those
+// already queued without priority. Use it for the few short writes a client
+// waits for; a long transaction with priority still holds the lock as long
+// as it runs.
+func WithWritePriority(ctx context.Context) context.Context {
+	return context.WithValue(ctx, priorityKey{}, true)
+}
+
+func hasWritePriority(ctx context.Context) bool {
+	p, _ := ctx.Value(priorityKey{}).(bool)
+	return p
 }
 
 // acquire waits for the gate until ctx is done or busyTimeout passed, and
 // reports whether it got it.
 func (g *writeGate) acquire(ctx context.Context) bool {
-	select {
-	case g.token <- struct{}{}:
+	g.mu.Lock()
+	if !g.held {
+		g.held = true
+		g.mu.Unlock()
 		return true
-	default:
 	}
+	turn := make(chan struct{})
+	urgent := hasWritePriority(ctx)
+	if urgent {
+		g.urgent = append(g.urgent, turn)
+	} else {
+		g.normal = append(g.normal, turn)
+	}
+	g.mu.Unlock()
+
 	timer := time.NewTimer(busyTimeout)
 	defer timer.Stop()
 	select {
-	case g.token <- struct{}{}:
+	case <-turn:
 		return true
 	case <-ctx.Done():
-		return false
 	case <-timer.C:
-		return false
 	}
+	g.mu.Lock()
+	removed := g.remove(turn, urgent)
+	g.mu.Unlock()
+	if !removed {
+		// The gate was handed over while we gave up: pass it on.
+		<-turn
+		g.release()
+	}
+	return false
 }
 
+// remove takes turn out of its queue and reports whether it was there.
+// The caller holds g.mu.
+func (g *writeGate) remove(turn chan struct{}, urgent bool) bool {
+	q := &g.normal
+	if urgent {
+		q = &g.urgent
+	}
+	for i, c := range *q {
+		if c == turn {
+			*q = append((*q)[:i], (*q)[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// release hands the gate to the oldest urgent waiter, else to the oldest
+// other waiter, else frees it.
 func (g *writeGate) release() {
-	<-g.token
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var next chan struct{}
+	switch {
+	case len(g.urgent) > 0:
+		next, g.urgent = g.urgent[0], g.urgent[1:]
+	case len(g.normal) > 0:
+		next, g.normal = g.normal[0], g.normal[1:]
+	default:
+		g.held = false
+		return
+	}
+	close(next)
 }
 
 // gatedConnector opens modernc.org/sqlite connections that pass their write
-// transactions and autocommit Exec calls through a writeGate.
+// transactions and autocommit Exec calls through a writeGate. It owns the
+// pool's background checkpointer, if any: (*sql.DB).Close closes it.
 type gatedConnector struct {
 	driver.Connector
-	gate *writeGate
+	gate        *writeGate
+	checkpoints *checkpointer
+}
+
+// Close implements io.Closer, which (*sql.DB).Close calls.
+func (c *gatedConnector) Close() error {
+	if c.checkpoints == nil {
+		return nil
+	}
+	return c.checkpoints.close()
 }
 
 // Driver implements driver.Connector. The distinct type lets NewSubscriber
 // recognize a pool opened by OpenDB through (*sql.DB).Driver.
-func (c gatedConnector) Driver() driver.Driver {
+func (c *gatedConnector) Driver() driver.Driver {
 	return openDBDriver{c.Connector.Driver()}
 }
 
@@ -90,7 +171,7 @@ type sqliteConn interface {
 }
 
 // Connect implements driver.Connector.
-func (c gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+func (c *gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/phonepipe/phonepipe/transport/sqlitepubsub"
 )
@@ -25,13 +26,17 @@ type DB struct {
 	Path string
 }
 
+// checkpointEvery is how often the embedded database's write-ahead log is
+// checkpointed, off the writers' path (see sqlitepubsub.BackgroundCheckpoints).
+const checkpointEvery = 250 * time.Millisecond
+
 // OpenSQLite opens (creating if needed) the embedded database in dataDir.
 func OpenSQLite(dataDir string) (*DB, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
 	path := filepath.Join(dataDir, SQLiteFileName)
-	w, err := sqlitepubsub.OpenDB(path)
+	w, err := sqlitepubsub.OpenDB(path, sqlitepubsub.BackgroundCheckpoints(checkpointEvery))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -76,4 +81,12 @@ func (d *DB) Reader(ctx context.Context) Querier {
 		return tx
 	}
 	return d.Read
+}
+
+// WithWritePriority marks ctx's write transactions on the embedded
+// database as ones a client is waiting for: they are served before the
+// writers already queued (see sqlitepubsub.WithWritePriority). Other
+// databases have no such queue and ignore the mark.
+func WithWritePriority(ctx context.Context) context.Context {
+	return sqlitepubsub.WithWritePriority(ctx)
 }

@@ -1,0 +1,153 @@
+package sqlitepubsub
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// waitQueued waits until the gate has n waiters in all.
+func waitQueued(t *testing.T, g *writeGate, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		queued := len(g.urgent) + len(g.normal)
+		g.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writers queued, want %d", queued, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestWriteGateServesPriorityFirst(t *testing.T) {
+	g := newWriteGate()
+	ctx := context.Background()
+	if !g.acquire(ctx) {
+		t.Fatal("free gate not acquired")
+	}
+	order := make(chan string, 4)
+	enqueue := func(name string, ctx context.Context, queued int) {
+		go func() {
+			if g.acquire(ctx) {
+				order <- name
+				g.release()
+			}
+		}()
+		waitQueued(t, g, queued)
+	}
+	enqueue("normal-1", ctx, 1)
+	enqueue("normal-2", ctx, 2)
+	enqueue("urgent-1", WithWritePriority(ctx), 3)
+	enqueue("urgent-2", WithWritePriority(ctx), 4)
+	g.release()
+	want := []string{"urgent-1", "urgent-2", "normal-1", "normal-2"}
+	for i, w := range want {
+		if got := <-order; got != w {
+			t.Fatalf("turn %d went to %s, want %s", i, got, w)
+		}
+	}
+	if !g.acquire(ctx) {
+		t.Fatal("gate not free after everyone released it")
+	}
+	g.release()
+}
+
+func TestWriteGateWaiterGivingUpLeavesQueue(t *testing.T) {
+	g := newWriteGate()
+	if !g.acquire(context.Background()) {
+		t.Fatal("free gate not acquired")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gave := make(chan bool)
+	go func() { gave <- g.acquire(ctx) }()
+	waitQueued(t, g, 1)
+	cancel()
+	if <-gave {
+		t.Fatal("a cancelled waiter got the gate")
+	}
+	waitQueued(t, g, 0)
+	g.release()
+	if !g.acquire(context.Background()) {
+		t.Fatal("gate not free after its holder released it")
+	}
+	g.release()
+}
+
+// TestWriteGateHandoverRace releases the gate at the moment its waiter
+// gives up, many times: the gate must never be lost or held twice.
+func TestWriteGateHandoverRace(t *testing.T) {
+	g := newWriteGate()
+	for range 500 {
+		if !g.acquire(context.Background()) {
+			t.Fatal("free gate not acquired")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan bool)
+		go func() { got <- g.acquire(ctx) }()
+		waitQueued(t, g, 1)
+		go cancel()
+		g.release()
+		if <-got {
+			g.release()
+		}
+		cancel()
+		g.mu.Lock()
+		held, queued := g.held, len(g.normal)+len(g.urgent)
+		g.mu.Unlock()
+		if held || queued != 0 {
+			t.Fatalf("after the race: held=%v queued=%d, want free and empty", held, queued)
+		}
+	}
+}
+
+// TestBackgroundCheckpoints checks that with background checkpoints the
+// writers' commits leave the log to the checkpointer, which copies it into
+// the database file, and that closing the pool stops it.
+func TestBackgroundCheckpoints(t *testing.T) {
+	path := t.TempDir() + "/cp.db"
+	db, err := OpenDB(path, BackgroundCheckpoints(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var auto int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil {
+		t.Fatal(err)
+	}
+	if auto != 0 {
+		t.Fatalf("wal_autocheckpoint = %d, want 0 (checkpoints in the background)", auto)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if _, err := db.ExecContext(ctx, `INSERT INTO t VALUES (randomblob(4000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rows are in the log only; the database file grows when the
+	// background checkpointer copies them in (nobody else checkpoints).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > 200*4000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes: the log was not checkpointed", info.Size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}

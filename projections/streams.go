@@ -73,14 +73,18 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 // lockNumbers makes sure every number has a row (a placeholder at version 0
 // when it has none yet), locks the rows in sorted order and returns their
 // heads. The lock serializes projectors of the same number, so an event
-// parked by one is seen by the next.
+// parked by one is seen by the next. On SQLite the transaction already
+// holds the only write lock, so no placeholder is needed: a number without
+// a row is at version 0, and saving its state inserts the row.
 func (p *projector) lockNumbers(numbers []string) (map[string]numberHead, error) {
-	args := make([]any, 0, 6*len(numbers))
-	for _, e := range numbers {
-		args = append(args, p.tenant, e, 0, "", "", "{}")
-	}
-	if err := p.insertIgnore("numbers", []string{"tenant", "e164", "version", "first_seen", "last_seen", "state"}, args); err != nil {
-		return nil, err
+	if p.d != storage.SQLite {
+		args := make([]any, 0, 6*len(numbers))
+		for _, e := range numbers {
+			args = append(args, p.tenant, e, 0, "", "", "{}")
+		}
+		if err := p.insertIgnore("numbers", []string{"tenant", "e164", "version", "first_seen", "last_seen", "state"}, args); err != nil {
+			return nil, err
+		}
 	}
 	rows, err := p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version, first_seen FROM numbers WHERE tenant = ? AND e164 IN (`+
 		storage.Placeholders(len(numbers))+`) ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, stringArgs(numbers)...)...)

@@ -109,9 +109,7 @@ func (a *App) open(ctx context.Context) error {
 		Backend:    backend,
 		Logger:     a.logger,
 		MaxRetries: a.cfg.MaxRetries,
-		// A validation job is CPU-heavy and holds the single SQLite writer
-		// while it runs; small batches keep the writer free for uploads.
-		BatchSize: map[string]int{handlers.ValidatorName: 2, handlers.SplitterName: 1},
+		BatchSize:  a.batchSizes(),
 	})
 	if err != nil {
 		return errors.Join(err, closeBackend(), db.Close())
@@ -121,6 +119,21 @@ func (a *App) open(ctx context.Context) error {
 		return errors.Join(err, closeBackend(), db.Close())
 	}
 	return nil
+}
+
+// batchSizes are the subscriber batches of the handlers that take more than
+// one message at a time by default. A batch is one transaction: on the
+// embedded backend it holds the only write lock until every message of the
+// batch is handled, so there messages of jobs (500 rows each) come one per
+// transaction and an upload (which jumps the queue of writers) waits for at
+// most one job's writes. The server databases let writers run side by side;
+// larger batches save them round trips.
+func (a *App) batchSizes() map[string]int {
+	if a.cfg.Backend == BackendSQLite {
+		return map[string]int{handlers.ValidatorName: 1, handlers.SplitterName: 1,
+			handlers.ProjectorName: 1, handlers.StatsName: 2}
+	}
+	return map[string]int{handlers.ValidatorName: 2, handlers.SplitterName: 1}
 }
 
 func (a *App) wire() error {

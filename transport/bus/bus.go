@@ -240,9 +240,12 @@ func (b *Bus) addMiddleware() error {
 
 // redeliver reports errors after which the message must be delivered again
 // rather than poisoned: its transaction was lost (Abandon redelivers the
-// batch) or it clashed with a concurrent transaction (a new one will do).
+// batch), it clashed with a concurrent transaction (a new one will do), or
+// the database could not be reached (the message waits for it, however
+// long the outage: with Kafka the poison queue would still be reachable
+// and take every message of the outage).
 func redeliver(err error) bool {
-	return errors.Is(err, ErrTxLost) || storage.IsConflict(err)
+	return errors.Is(err, ErrTxLost) || storage.IsConflict(err) || storage.IsUnavailable(err)
 }
 
 // poisonTerminal keeps the poison queue from feeding itself: a handler of

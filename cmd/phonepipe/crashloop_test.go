@@ -328,7 +328,7 @@ func (l *crashLoop) killWhileProcessing() (done bool) {
 		return false
 	case st.validated < jobs-1 && (left > 1 || l.rng.IntN(2) == 0):
 		span := float64(jobs-1-st.validated) / float64(left)
-		target := min(st.validated+1+int(span*l.rng.Float64()), jobs-1)
+		target := min(st.validated+1+int(span*(0.5+l.rng.Float64())), jobs-1)
 		return l.killWhen(fmt.Sprintf("validating, target %d jobs validated", target),
 			func(st stages) bool { return st.validated >= target })
 	default:

@@ -78,6 +78,13 @@ func TestFaultsDatabaseAndBroker(t *testing.T) {
 		{name: "kafka_pg_cut", kafka: true, errors: true, inject: func(t *testing.T, env *faultEnv) {
 			outage(t, env, "postgres cut", true, env.pg.Cut, env.pg.Restore)
 		}},
+		{name: "kafka_pg_long_cut", kafka: true, errors: true, inject: func(t *testing.T, env *faultEnv) {
+			// Longer than the retry middleware's budget (~14 s): every
+			// attempt of a message fails on the database while the broker,
+			// and with it the poison queue, stays reachable. The messages
+			// must wait for the database, not go to the poison queue.
+			outageOf(t, env, max(outageLength(t), 20*time.Second), "postgres cut", true, env.pg.Cut, env.pg.Restore)
+		}},
 		{name: "kafka_broker_faults", kafka: true, errors: true, inject: func(t *testing.T, env *faultEnv) {
 			slow(t, env.kafka, 3*time.Second)
 			// /readyz does not check the broker (see docs/RELIABILITY.md),
@@ -298,7 +305,12 @@ func resetPeers(t *testing.T, env *faultEnv, p *testenv.Proxy, n int) {
 // least once during the outage.
 func outage(t *testing.T, env *faultEnv, what string, wantNotReady bool, down, up func()) {
 	t.Helper()
-	length := outageLength(t)
+	outageOf(t, env, outageLength(t), what, wantNotReady, down, up)
+}
+
+// outageOf is outage for a given length.
+func outageOf(t *testing.T, env *faultEnv, length time.Duration, what string, wantNotReady bool, down, up func()) {
+	t.Helper()
 	before := processed(t, env)
 	down()
 	begin := time.Now()

@@ -38,6 +38,13 @@ type UnitOfWorker interface {
 	UnitOfWork() message.HandlerMiddleware
 }
 
+// Pinger is implemented by backends with a broker of their own (Kafka):
+// Ping reports whether it answers, for readiness checks. The SQL backends
+// live in the database, which is checked anyway.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Runner is implemented by backends with background work of their own (the
 // Kafka backend's outbox forwarder). Run returns when ctx is done.
 type Runner interface {

@@ -99,6 +99,9 @@ func NewKafkaBackend(cfg KafkaConfig) (*KafkaBackend, error) {
 // Close closes the producer.
 func (b *KafkaBackend) Close() error { return b.direct.Close() }
 
+// Ping implements Pinger: a broker must answer.
+func (b *KafkaBackend) Ping(ctx context.Context) error { return b.pubsub.Ping(ctx) }
+
 // Publisher implements Backend.
 func (b *KafkaBackend) Publisher() message.Publisher {
 	return outboxPublisher{

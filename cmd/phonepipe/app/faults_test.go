@@ -87,15 +87,15 @@ func TestFaultsDatabaseAndBroker(t *testing.T) {
 		}},
 		{name: "kafka_broker_faults", kafka: true, errors: true, inject: func(t *testing.T, env *faultEnv) {
 			slow(t, env.kafka, 3*time.Second)
-			// /readyz does not check the broker (see docs/RELIABILITY.md),
-			// so what it says is only logged. Uploads go to PostgreSQL and
-			// the outbox: the API takes them while the broker is away.
+			// /readyz asks the broker for its API versions: it must say not
+			// ready while the broker is cut off. Uploads go to PostgreSQL
+			// and the outbox: the API takes them meanwhile.
 			cut := func() {
 				env.kafka.Cut()
 				rows := mixedRows(300, 12)
 				env.more = append(env.more, faultImport{id: mustAccept(t, env.base, csvOf(rows)), rows: rows})
 			}
-			outage(t, env, "kafka cut", false, cut, env.kafka.Restore)
+			outage(t, env, "kafka cut", true, cut, env.kafka.Restore)
 			resetPeers(t, env, env.kafka, 2)
 		}},
 	}

@@ -74,12 +74,14 @@ func (c KafkaConfig) Validate() error {
 //
 // Delivery is at least once; handlers are idempotent (storage.Handled).
 type KafkaBackend struct {
-	cfg    KafkaConfig
-	pubsub *kafkapubsub.PubSub
-	direct message.Publisher
+	cfg     KafkaConfig
+	pubsub  *kafkapubsub.PubSub
+	direct  message.Publisher
+	inspect *kafkapubsub.Inspector
 }
 
-// NewKafkaBackend connects the producer; Close releases it.
+// NewKafkaBackend connects the producer and an inspector (lag and topic
+// sizes for metrics); Close releases them.
 func NewKafkaBackend(cfg KafkaConfig) (*KafkaBackend, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -93,11 +95,25 @@ func NewKafkaBackend(cfg KafkaConfig) (*KafkaBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaBackend{cfg: cfg, pubsub: ps, direct: direct}, nil
+	inspect, err := ps.NewInspector()
+	if err != nil {
+		return nil, errors.Join(err, direct.Close())
+	}
+	return &KafkaBackend{cfg: cfg, pubsub: ps, direct: direct, inspect: inspect}, nil
 }
 
-// Close closes the producer.
-func (b *KafkaBackend) Close() error { return b.direct.Close() }
+// Close closes the producer and the inspector's connections.
+func (b *KafkaBackend) Close() error { return errors.Join(b.direct.Close(), b.inspect.Close()) }
+
+// Backlog implements Inspector: the consumer group's lag on topic.
+func (b *KafkaBackend) Backlog(ctx context.Context, topic, group string) (int64, error) {
+	return b.inspect.Backlog(ctx, topic, group)
+}
+
+// TopicSize implements Inspector.
+func (b *KafkaBackend) TopicSize(ctx context.Context, topic string) (int64, error) {
+	return b.inspect.TopicSize(ctx, topic)
+}
 
 // Ping implements Pinger: a broker must answer.
 func (b *KafkaBackend) Ping(ctx context.Context) error { return b.pubsub.Ping(ctx) }

@@ -36,7 +36,7 @@ import (
 // is poisoned again as a new row (same UUID, new offset) and shows up again.
 
 // dlqRequeuedTable records the poison-queue rows that were requeued.
-const dlqRequeuedTable = "dlq_requeued"
+const dlqRequeuedTable = bus.DLQRequeuedTable
 
 // dlqUsage is the help of `phonepipe dlq`.
 const dlqUsage = `usage: phonepipe dlq <list|requeue ID> [--data-dir D]
@@ -162,14 +162,8 @@ func openPoisonQueue(ctx context.Context, dataDir string) (*poisonQueue, error) 
 	if err := sqlitepubsub.InitializeTopic(ctx, db.Write, bus.PoisonTopic); err != nil {
 		return nil, errors.Join(fmt.Errorf("dlq: %w", err), db.Close())
 	}
-	_, err = db.Write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+dlqRequeuedTable+` (
-	poison_offset INTEGER PRIMARY KEY,
-	uuid TEXT NOT NULL,
-	topic TEXT NOT NULL,
-	requeued_at TEXT NOT NULL
-)`)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("dlq: create %s: %w", dlqRequeuedTable, err), db.Close())
+	if err := bus.InitDLQRequeued(ctx, db); err != nil {
+		return nil, errors.Join(fmt.Errorf("dlq: %w", err), db.Close())
 	}
 	return q, nil
 }

@@ -116,14 +116,14 @@ func (s seekingSubscriber) Subscribe(ctx context.Context, topic string) (<-chan 
 	return s.Subscriber.Subscribe(ctx, topic)
 }
 
-// InitTopics implements Backend.
+// InitTopics implements Backend; it also creates DLQRequeuedTable.
 func (b SQLiteBackend) InitTopics(ctx context.Context, topics []string) error {
 	for _, t := range topics {
 		if err := sqlitepubsub.InitializeTopic(ctx, b.DB.Write, t); err != nil {
 			return fmt.Errorf("initialize topic %s: %w", t, err)
 		}
 	}
-	return nil
+	return InitDLQRequeued(ctx, b.DB)
 }
 
 // Backlog reports how many messages of topic the consumer group has not

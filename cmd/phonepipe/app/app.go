@@ -290,10 +290,15 @@ func (a *App) instrument() {
 				return float64(n), err
 			})
 	}
-	a.metrics.AddGauge("poison_queue_messages", "Messages in the poison queue.", nil, func(ctx context.Context) (float64, error) {
-		n, err := insp.TopicSize(ctx, bus.PoisonTopic)
-		return float64(n), err
-	})
+	poisoned := func(ctx context.Context) (int64, error) { return insp.TopicSize(ctx, bus.PoisonTopic) }
+	if pc, ok := a.bus.Backend().(bus.PoisonCounter); ok {
+		poisoned = pc.PoisonPending // requeued messages left out
+	}
+	a.metrics.AddGauge("poison_queue_messages", "Messages in the poison queue (on the embedded backend, less those requeued with `phonepipe dlq requeue`).", nil,
+		func(ctx context.Context) (float64, error) {
+			n, err := poisoned(ctx)
+			return float64(n), err
+		})
 }
 
 // tenants lists the tenants of --api-keys, or the default one.

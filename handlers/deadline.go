@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/periodic"
 )
 
 // DefaultImportDeadline is how long an import may stay open after it was
@@ -139,18 +140,9 @@ func NewDeadlineWatchdog(cfg DeadlineWatchdogConfig) (*DeadlineWatchdog, error) 
 // Run sweeps until ctx is done, then returns nil. Errors are logged and
 // retried at the next sweep.
 func (w *DeadlineWatchdog) Run(ctx context.Context) error {
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
-				w.cfg.Logger.ErrorContext(ctx, "import deadline: sweep", "error", err)
-			}
-		}
-	}
+	return periodic.Run(ctx, w.cfg.Interval, w.Sweep, func(err error) {
+		w.cfg.Logger.ErrorContext(ctx, "import deadline: sweep", "error", err)
+	})
 }
 
 // Sweep fails what is missing of every import whose deadline has passed.

@@ -713,7 +713,7 @@ func (l *crashLoop) completions(db loopDB) int {
 		if err := rows.Scan(&raw); err != nil {
 			l.t.Fatal(err)
 		}
-		if completedFor(raw, l.id) {
+		if testenv.CompletedFor(raw, l.id) {
 			n++
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -90,14 +89,4 @@ func runSplitRoles(t *testing.T, bin binary, dsn string, args []string, checkCom
 	defer db.Close()
 	testenv.CheckExactlyOncePG(t, db, id, total)
 	checkCompleted(t, db, id)
-}
-
-// completedFor reports whether an ImportCompleted payload is importID's.
-func completedFor(payload []byte, importID string) bool {
-	var ev struct {
-		Import struct {
-			ID string `json:"id"`
-		} `json:"import"`
-	}
-	return json.Unmarshal(payload, &ev) == nil && ev.Import.ID == importID
 }

@@ -48,8 +48,8 @@ func CheckExactlyOncePG(t testing.TB, db *sql.DB, importID string, total int) {
 	}
 }
 
-// completedFor reports whether an ImportCompleted payload is importID's.
-func completedFor(payload []byte, importID string) bool {
+// CompletedFor reports whether an ImportCompleted payload is importID's.
+func CompletedFor(payload []byte, importID string) bool {
 	var ev struct {
 		Import struct {
 			ID string `json:"id"`
@@ -63,7 +63,7 @@ func completedFor(payload []byte, importID string) bool {
 func PGCompletions(t testing.TB, db *sql.DB, importID string) int {
 	t.Helper()
 	return countPayloads(t, db, `SELECT payload FROM "watermill_import_completed_v1"`, func(raw []byte) bool {
-		return completedFor(raw, importID)
+		return CompletedFor(raw, importID)
 	})
 }
 
@@ -79,7 +79,7 @@ func OutboxCompletions(t testing.TB, db *sql.DB, importID string) int {
 		if err := json.Unmarshal(raw, &env); err != nil {
 			t.Fatalf("outbox envelope: %v", err)
 		}
-		return env.DestinationTopic == "import_completed_v1" && completedFor(env.Payload, importID)
+		return env.DestinationTopic == "import_completed_v1" && CompletedFor(env.Payload, importID)
 	})
 }
 
@@ -143,7 +143,7 @@ func KafkaCompletions(t testing.TB, brokers []string, importID string) (distinct
 			t.Fatal(err)
 		}
 		for m := range pc.Messages() {
-			if completedFor(m.Value, importID) {
+			if CompletedFor(m.Value, importID) {
 				records++
 				for _, h := range m.Headers {
 					if string(h.Key) == "_watermill_message_uuid" {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/periodic"
 )
 
 // DefaultDeadline is how long an import may wait for lookups once every
@@ -100,18 +101,9 @@ func NewWatchdog(cfg WatchdogConfig) (*Watchdog, error) {
 // Run sweeps until ctx is done, then returns nil. Errors are logged and
 // retried at the next sweep.
 func (w *Watchdog) Run(ctx context.Context) error {
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
-				w.cfg.Logger.ErrorContext(ctx, "lookup: deadline sweep", "error", err)
-			}
-		}
-	}
+	return periodic.Run(ctx, w.cfg.Interval, w.Sweep, func(err error) {
+		w.cfg.Logger.ErrorContext(ctx, "lookup: deadline sweep", "error", err)
+	})
 }
 
 // Sweep ends the wait of every overdue import found now.

@@ -2,11 +2,7 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/domain/phone"
@@ -42,22 +38,8 @@ func failJob(ctx context.Context, rowSource RowSource, versions StreamVersions, 
 		failed[i] = v
 		streams[i] = domain.RowStream(job.Tenant, job.ImportID, row)
 	}
-	next, err := versions.Next(ctx, streams)
-	if err != nil {
+	if err := recordOutcomes(ctx, versions, events, &job, failed, streams, now); err != nil {
 		return 0, err
-	}
-	now = now.UTC()
-	out := &domain.NumbersRecorded{ImportID: job.ImportID, Tenant: job.Tenant, Job: job.Job, Events: make([]domain.NumberEvent, n)}
-	for i, v := range failed {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return 0, fmt.Errorf("encode failed row %d of %s: %w", v.Row, job.ImportID, err)
-		}
-		out.Events[i] = domain.NumberEvent{ID: uuid.NewString(), Stream: streams[i], Version: next[i],
-			Type: domain.EventNumberValidated, OccurredAt: now, ImportID: job.ImportID, Data: data}
-	}
-	if err := events.Publish(ctx, out); err != nil {
-		return 0, fmt.Errorf("publish failed job %d of %s: %w", job.Job, job.ImportID, err)
 	}
 	return n, nil
 }

@@ -52,11 +52,19 @@ func (v Validator) Handle(ctx context.Context, job *domain.ValidateJob) error {
 			streams[i] = domain.RowStream(job.Tenant, job.ImportID, o.Row)
 		}
 	}
-	versions, err := v.Streams.Next(ctx, streams)
+	return recordOutcomes(ctx, v.Streams, v.Events, job, outcomes, streams, v.now())
+}
+
+// recordOutcomes appends one number.validated.v1 event per outcome to its
+// stream (streams[i] for outcomes[i]), at the stream's next version, and
+// publishes them as the job's NumbersRecorded, in the unit of work of ctx.
+func recordOutcomes(ctx context.Context, versions StreamVersions, events EventPublisher, job *domain.ValidateJob,
+	outcomes []domain.NumberValidated, streams []domain.StreamID, now time.Time) error {
+	next, err := versions.Next(ctx, streams)
 	if err != nil {
 		return err
 	}
-	now := v.now()
+	now = now.UTC()
 	out := &domain.NumbersRecorded{ImportID: job.ImportID, Tenant: job.Tenant, Job: job.Job,
 		Events: make([]domain.NumberEvent, len(outcomes))}
 	for i, o := range outcomes {
@@ -64,17 +72,13 @@ func (v Validator) Handle(ctx context.Context, job *domain.ValidateJob) error {
 		if err != nil {
 			return fmt.Errorf("encode row %d of %s: %w", o.Row, job.ImportID, err)
 		}
-		out.Events[i] = domain.NumberEvent{
-			ID:         uuid.NewString(),
-			Stream:     streams[i],
-			Version:    versions[i],
-			Type:       domain.EventNumberValidated,
-			OccurredAt: now,
-			ImportID:   job.ImportID,
-			Data:       data,
-		}
+		out.Events[i] = domain.NumberEvent{ID: uuid.NewString(), Stream: streams[i], Version: next[i],
+			Type: domain.EventNumberValidated, OccurredAt: now, ImportID: job.ImportID, Data: data}
 	}
-	return v.Events.Publish(ctx, out)
+	if err := events.Publish(ctx, out); err != nil {
+		return fmt.Errorf("publish job %d of %s: %w", job.Job, job.ImportID, err)
+	}
+	return nil
 }
 
 // outcomes enriches the job's rows, or takes them from the prefetcher, and

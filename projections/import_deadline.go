@@ -9,12 +9,13 @@ import (
 )
 
 // Open lists up to limit imports, in id order after after, that are not
-// completed and were accepted at or before acceptedBefore: the candidates
-// of the import deadline watchdog. It reads committed state.
+// completed (accepted or processing) and were accepted at or before
+// acceptedBefore: the candidates of the import deadline watchdog, found
+// through the imports_open index. It reads committed state.
 func (s *Imports) Open(ctx context.Context, acceptedBefore time.Time, after string, limit int) ([]string, error) {
 	rs, err := s.db.Read.QueryContext(ctx, s.db.Dialect.Rebind(`SELECT id FROM imports
-		WHERE status <> ? AND created_at <= ? AND id > ? ORDER BY id LIMIT ?`),
-		string(domain.StatusCompleted), formatTime(acceptedBefore), after, limit)
+		WHERE status IN (?, ?) AND created_at <= ? AND id > ? ORDER BY id LIMIT ?`),
+		string(domain.StatusAccepted), string(domain.StatusProcessing), formatTime(acceptedBefore), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("open imports: %w", err)
 	}

@@ -32,6 +32,8 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			phone_metadata VARCHAR(64) NOT NULL DEFAULT '',
 			idempotency_key VARCHAR(191))`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS imports_idempotency ON imports (tenant, idempotency_key)`,
+		// The import deadline watchdog's sweep: open imports by age.
+		`CREATE INDEX IF NOT EXISTS imports_open ON imports (status, created_at)`,
 		`CREATE TABLE IF NOT EXISTS results (
 			import_id VARCHAR(64) NOT NULL,
 			row_num INTEGER NOT NULL,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/phonepipe/phonepipe/internal/periodic"
 )
 
 // stallWatch tells /readyz when a projection is stalled: it has messages
@@ -26,25 +28,23 @@ func (s *stallWatch) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.progress = s.now()
 	s.mu.Unlock()
-	t := time.NewTicker(s.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		n, err := s.backlog(ctx)
-		if err != nil {
-			continue // the database check of /readyz reports outages
-		}
-		s.mu.Lock()
-		if n == 0 || n < s.last {
-			s.progress = s.now()
-		}
-		s.last = n
-		s.mu.Unlock()
+	return periodic.Run(ctx, s.every, s.sample, func(error) {})
+}
+
+// sample reads the backlog once and notes progress. A failed read is not
+// an error here: the database check of /readyz reports outages.
+func (s *stallWatch) sample(ctx context.Context) error {
+	n, err := s.backlog(ctx)
+	if err != nil {
+		return nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 || n < s.last {
+		s.progress = s.now()
+	}
+	s.last = n
+	return nil
 }
 
 // check returns an error while the projection is stalled.

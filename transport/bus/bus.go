@@ -234,7 +234,7 @@ func (b *Bus) addMiddleware() error {
 	if u, ok := b.cfg.Backend.(UnitOfWorker); ok {
 		mw = append(mw, u.UnitOfWork())
 	}
-	b.router.AddMiddleware(append(mw, Savepoint)...)
+	b.router.AddMiddleware(append(mw, NewSavepoint().Middleware)...)
 	return nil
 }
 

@@ -82,7 +82,7 @@ func OpenDB(path string, opts ...Option) (*sql.DB, error) {
 	}
 	gated := &gatedConnector{Connector: connector, gate: newWriteGate()}
 	if o.checkpointEvery > 0 {
-		if gated.checkpoints, err = startCheckpointer(path, o.checkpointEvery); err != nil {
+		if gated.checkpoints, err = startCheckpointer(path, o.checkpointEvery, gated.gate, o.restartFrames); err != nil {
 			return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
 		}
 	}

@@ -3,6 +3,8 @@ package sqlitepubsub
 import (
 	"context"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,4 +152,81 @@ func TestBackgroundCheckpoints(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+}
+
+// withRestartFrames lowers the log length at which the checkpointer has
+// the log started over.
+func withRestartFrames(n int) Option { return func(o *options) { o.restartFrames = n } }
+
+// TestLogStartsOverUnderSteadyWriters checks that the log does not grow
+// for as long as writers follow each other without a gap: SQLite starts it
+// over only in a writer that begins after a complete checkpoint, which
+// such writers never do, so the checkpointer makes that gap itself.
+func TestLogStartsOverUnderSteadyWriters(t *testing.T) {
+	path := t.TempDir() + "/steady.db"
+	db, err := OpenDB(path, BackgroundCheckpoints(10*time.Millisecond), withRestartFrames(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		writers = 3
+		txs     = 150 // per writer, of 8 pages each: ~15 MB of log in all
+	)
+	var (
+		wg     sync.WaitGroup
+		maxWAL atomic.Int64
+		stop   = make(chan struct{})
+		done   = make(chan struct{})
+	)
+	go func() { // sample the size of the log file
+		defer close(done)
+		for {
+			if info, err := os.Stat(path + "-wal"); err == nil && info.Size() > maxWAL.Load() {
+				maxWAL.Store(info.Size())
+			}
+			select {
+			case <-time.After(2 * time.Millisecond):
+			case <-stop:
+				return
+			}
+		}
+	}()
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Go(func() {
+			for range txs {
+				tx, err := db.BeginTx(ctx, nil)
+				if err == nil {
+					_, err = tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8)
+						INSERT INTO t SELECT randomblob(4000) FROM n`)
+					if err == nil {
+						err = tx.Commit()
+					} else {
+						_ = tx.Rollback()
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	written := int64(writers * txs * 8 * 4096)
+	if got := maxWAL.Load(); got > written/4 {
+		t.Fatalf("the log grew to %d bytes while %d were written: it was not started over", got, written)
+	}
+	t.Logf("log peaked at %d bytes while %d were written", maxWAL.Load(), written)
 }

@@ -53,12 +53,12 @@ const walRestartFrames = 4096
 
 // checkpointer runs PASSIVE checkpoints of one database file.
 type checkpointer struct {
-	db     *sql.DB
-	gate   *writeGate
+	db   *sql.DB
+	gate *writeGate
 	// restartFrames: see options.
 	restartFrames int
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel        context.CancelFunc
+	done          chan struct{}
 
 	mu      sync.Mutex
 	lastErr error

@@ -120,8 +120,12 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 	if out.LastSeen, err = parseTime(last); err != nil {
 		return Number{}, err
 	}
+	// The imports that saw the number, in the order they first did: read
+	// from the number's own events (a range of number_events' key), so
+	// the projector keeps no separate list.
 	rows, err := n.db.Read.QueryContext(ctx, n.db.Dialect.Rebind(
-		`SELECT import_id FROM number_imports WHERE tenant = ? AND e164 = ? ORDER BY first_seen, import_id`), tenant, e164)
+		`SELECT import_id FROM number_events WHERE stream_id = ? AND type = ?
+		 GROUP BY import_id ORDER BY MIN(occurred_at), import_id`), string(domain.NumberStream(tenant, e164)), domain.EventNumberValidated)
 	if err != nil {
 		return Number{}, fmt.Errorf("get imports of %s: %w", e164, err)
 	}

@@ -16,7 +16,7 @@ import (
 // `phonepipe projections checksum` know them.
 const (
 	// ProjectionNumbers is the per-number projection and the served event
-	// streams: numbers, number_imports, number_events and
+	// streams: numbers, number_events and
 	// number_events_parked (events waiting for their predecessor).
 	ProjectionNumbers = "numbers"
 	// ProjectionResults is the per-row results of each import and the
@@ -99,7 +99,6 @@ func Catalog(h Handlers) []Projection {
 	return []Projection{
 		{Name: ProjectionNumbers, Sources: append([]ReplaySource{project}, lookupSources(h)...), Tables: append([]TableSpec{
 			{Name: "numbers", Key: []KeyColumn{keyText("tenant"), keyText("e164")}},
-			{Name: "number_imports", Key: []KeyColumn{keyText("tenant"), keyText("e164"), keyText("import_id")}},
 			{Name: "number_events", Key: []KeyColumn{keyText("stream_id"), keyNum("version")}},
 			{Name: "number_events_parked", Key: []KeyColumn{keyText("stream_id"), keyNum("version")}, Transient: true},
 		}, lookupTables(h)...)},

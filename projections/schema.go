@@ -54,12 +54,9 @@ func Migrate(ctx context.Context, db *storage.DB) error {
 			last_seen VARCHAR(40) NOT NULL,
 			state TEXT NOT NULL,
 			PRIMARY KEY (tenant, e164))`,
-		`CREATE TABLE IF NOT EXISTS number_imports (
-			tenant VARCHAR(64) NOT NULL,
-			e164 VARCHAR(32) NOT NULL,
-			import_id VARCHAR(64) NOT NULL,
-			first_seen VARCHAR(40) NOT NULL,
-			PRIMARY KEY (tenant, e164, import_id))`,
+		// The imports of a number are read from its events (see
+		// Numbers.Number); the table that listed them is gone.
+		`DROP TABLE IF EXISTS number_imports`,
 		`CREATE TABLE IF NOT EXISTS number_events (
 			stream_id VARCHAR(191) NOT NULL,
 			version BIGINT NOT NULL,

@@ -150,7 +150,7 @@ func (p *projector) loadParked(streams []domain.StreamID) (map[domain.StreamID][
 
 // streamWrites collects the writes of a batch of streams.
 type streamWrites struct {
-	events, links, numbers, park []any
+	events, numbers, park []any
 	unpark                       []unpark
 	// versions moves numbers whose applied events were all lookup
 	// events: (version, tenant, e164) triples.
@@ -176,7 +176,6 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 	slices.SortStableFunc(all, func(a, b recorded) int { return cmp.Compare(a.ev.Version, b.ev.Version) })
 	next := head.version + 1
 	var last *recorded
-	linked := map[string]bool{}
 	firstSeen := head.firstSeen
 	unparkThrough := int64(0)
 	for i := range all {
@@ -197,10 +196,6 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 			at := formatTime(r.ev.OccurredAt)
 			if head.version == 0 && firstSeen == "" {
 				firstSeen = at
-			}
-			if !linked[r.ev.ImportID] {
-				linked[r.ev.ImportID] = true
-				w.links = append(w.links, p.tenant, e164, r.ev.ImportID, at)
 			}
 		case !isParked[r.ev.Version]:
 			w.park = append(w.park, eventArgs(r.ev)...)
@@ -226,9 +221,6 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 // write runs the collected writes.
 func (w *streamWrites) write(p *projector) error {
 	if err := p.insertIgnore("number_events", eventColumns, w.events); err != nil {
-		return err
-	}
-	if err := p.insertIgnore("number_imports", []string{"tenant", "e164", "import_id", "first_seen"}, w.links); err != nil {
 		return err
 	}
 	if err := p.insertIgnore("number_events_parked", eventColumns, w.park); err != nil {

@@ -460,7 +460,7 @@ func TestReplayOldEventFormat(t *testing.T) {
 
 	// A replay into emptied projections builds the same from the old log.
 	db := openLive(t, cfg)
-	for _, table := range []string{"numbers", "number_imports", "number_events", "results", "import_numbers",
+	for _, table := range []string{"numbers", "number_events", "results", "import_numbers",
 		"carrier_stats", "carrier_stats_numbers"} {
 		if _, err := db.Write.ExecContext(context.Background(), `DELETE FROM `+table); err != nil {
 			t.Fatal(err)

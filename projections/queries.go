@@ -91,28 +91,45 @@ type StoredEvent struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-// Number returns a tenant's number, or domain.ErrNotFound.
+// Number returns a tenant's number, or domain.ErrNotFound. It is read
+// from the number's own stream (ranges of number_events' key): the version
+// is the stream's head, the latest state and last_seen come from its
+// newest number.validated event, first_seen from its oldest, and the
+// imports are those its number.validated events came from, in the order
+// they first did. The projector keeps no copy of any of it.
 func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, error) {
+	stream := string(domain.NumberStream(tenant, e164))
+	out := Number{E164: e164}
 	var (
-		out               Number
-		first, last       string
-		state, lastLookup []byte
+		head        sql.NullInt64
+		first, last string
+		latest      []byte
+		lastLookup  string
 	)
 	err := n.db.Read.QueryRowContext(ctx, n.db.Dialect.Rebind(
-		`SELECT n.version, n.first_seen, n.last_seen, n.state, COALESCE(l.result, '') FROM numbers n
-		 LEFT JOIN number_lookups l ON l.tenant = n.tenant AND l.e164 = n.e164
-		 WHERE n.tenant = ? AND n.e164 = ? AND n.version > 0`), tenant, e164).
-		Scan(&out.Version, &first, &last, &state, &lastLookup)
+		`SELECT (SELECT MAX(version) FROM number_events WHERE stream_id = ?),
+		 (SELECT occurred_at FROM number_events WHERE stream_id = ? AND type = ? ORDER BY version LIMIT 1),
+		 e.occurred_at, e.data,
+		 COALESCE((SELECT result FROM number_lookups WHERE tenant = ? AND e164 = ?), '')
+		 FROM number_events e WHERE e.stream_id = ? AND e.type = ? ORDER BY e.version DESC LIMIT 1`),
+		stream, stream, domain.EventNumberValidated, tenant, e164, stream, domain.EventNumberValidated).
+		Scan(&head, &first, &last, &latest, &lastLookup)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Number{}, domain.ErrNotFound
 	}
 	if err != nil {
 		return Number{}, fmt.Errorf("get number %s: %w", e164, err)
 	}
-	out.E164 = e164
-	out.Latest = state
-	if len(lastLookup) > 0 {
-		out.LastLookup = lastLookup
+	out.Version = head.Int64
+	var v domain.NumberValidated
+	if err := json.Unmarshal(latest, &v); err != nil {
+		return Number{}, fmt.Errorf("decode latest event of %s: %w", e164, err)
+	}
+	if out.Latest, err = json.Marshal(v.Result); err != nil {
+		return Number{}, fmt.Errorf("encode state of %s: %w", e164, err)
+	}
+	if lastLookup != "" {
+		out.LastLookup = json.RawMessage(lastLookup)
 	}
 	if out.FirstSeen, err = parseTime(first); err != nil {
 		return Number{}, err
@@ -120,12 +137,9 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 	if out.LastSeen, err = parseTime(last); err != nil {
 		return Number{}, err
 	}
-	// The imports that saw the number, in the order they first did: read
-	// from the number's own events (a range of number_events' key), so
-	// the projector keeps no separate list.
 	rows, err := n.db.Read.QueryContext(ctx, n.db.Dialect.Rebind(
 		`SELECT import_id FROM number_events WHERE stream_id = ? AND type = ?
-		 GROUP BY import_id ORDER BY MIN(occurred_at), import_id`), string(domain.NumberStream(tenant, e164)), domain.EventNumberValidated)
+		 GROUP BY import_id ORDER BY MIN(version)`), stream, domain.EventNumberValidated)
 	if err != nil {
 		return Number{}, fmt.Errorf("get imports of %s: %w", e164, err)
 	}

@@ -2,18 +2,20 @@ package projections
 
 import (
 	"cmp"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
-// numberHead is the projected state of one number as this message finds it.
+// numberHead is the projected state of one number as this message finds
+// it: the version up to which its stream has been applied.
 type numberHead struct {
-	version   int64
-	firstSeen string
+	version int64
 }
 
 // applyStreams moves the per-number projection and the served event
@@ -53,7 +55,7 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 	for i, s := range streams {
 		numbers[i] = byStream[s][0].v.E164
 	}
-	heads, err := p.lockNumbers(numbers)
+	heads, err := p.lockNumbers(streams, numbers)
 	if err != nil {
 		return err
 	}
@@ -63,50 +65,80 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 	}
 	var w streamWrites
 	for i, s := range streams {
-		if err := w.plan(p, numbers[i], heads[numbers[i]], byStream[s], parked[s]); err != nil {
-			return err
-		}
+		w.plan(p, numbers[i], heads[s], byStream[s], parked[s])
 	}
 	return w.write(p)
 }
 
-// lockNumbers makes sure every number has a row (a placeholder at version 0
-// when it has none yet), locks the rows in sorted order and returns their
-// heads. The lock serializes projectors of the same number, so an event
-// parked by one is seen by the next. On SQLite the transaction already
-// holds the only write lock, so no placeholder is needed: a number without
-// a row is at version 0, and saving its state inserts the row.
-func (p *projector) lockNumbers(numbers []string) (map[string]numberHead, error) {
-	if p.d != storage.SQLite {
+// lockNumbers returns the heads of streams, by stream (numbers are their
+// E.164 numbers, in the same order), locked against other projectors of the same numbers:
+// the lock serializes them, so an event parked by one is seen by the next.
+//
+// On SQLite the transaction already holds the only write lock, and a
+// stream's head is simply its highest version in number_events (which
+// holds only applied events: see plan). On the server databases the
+// numbers table keeps each number's head in a row that a projector locks
+// (FOR UPDATE, a placeholder at version 0 inserted first for a new number)
+// and moves: a concurrent projector of the same number waits for the row,
+// and then reads the moved head (MySQL) or fails to serialize and runs
+// again (PostgreSQL's REPEATABLE READ), where a head read from
+// number_events would come from its snapshot and be stale.
+func (p *projector) lockNumbers(streams []domain.StreamID, numbers []string) (map[domain.StreamID]numberHead, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if p.d == storage.SQLite {
+		rows, err = p.tx.QueryContext(p.ctx, `SELECT stream_id, MAX(version) FROM number_events WHERE stream_id IN (`+
+			storage.Placeholders(len(streams))+`) GROUP BY stream_id`, stringArgs(streamStrings(streams))...)
+	} else {
 		args := make([]any, 0, 6*len(numbers))
 		for _, e := range numbers {
 			args = append(args, p.tenant, e, 0, "", "", "{}")
 		}
-		if err := p.insertIgnore("numbers", []string{"tenant", "e164", "version", "first_seen", "last_seen", "state"}, args); err != nil {
+		if err := p.insertIgnore("numbers", numberColumns, args); err != nil {
 			return nil, err
 		}
+		rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version FROM numbers WHERE tenant = ? AND e164 IN (`+
+			storage.Placeholders(len(numbers))+`) ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, stringArgs(numbers)...)...)
 	}
-	rows, err := p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version, first_seen FROM numbers WHERE tenant = ? AND e164 IN (`+
-		storage.Placeholders(len(numbers))+`) ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, stringArgs(numbers)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("lock numbers: %w", err)
 	}
 	defer rows.Close()
-	heads := make(map[string]numberHead, len(numbers))
+	heads := make(map[domain.StreamID]numberHead, len(numbers))
 	for rows.Next() {
 		var (
-			e string
-			h numberHead
+			key string
+			h   numberHead
 		)
-		if err := rows.Scan(&e, &h.version, &h.firstSeen); err != nil {
+		if err := rows.Scan(&key, &h.version); err != nil {
 			return nil, fmt.Errorf("scan number: %w", err)
 		}
-		heads[e] = h
+		if p.d != storage.SQLite {
+			key = string(domain.NumberStream(p.tenant, key))
+		}
+		heads[domain.StreamID(key)] = h
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read numbers: %w", err)
 	}
 	return heads, nil
+}
+
+// numberColumns are the columns of numbers. Only the head (version) is
+// kept up to date; first_seen, last_seen and state are what the table held
+// before the number read model was derived from the stream (see
+// Numbers.Number), written as placeholders so that existing databases need
+// no migration.
+var numberColumns = []string{"tenant", "e164", "version", "first_seen", "last_seen", "state"}
+
+func streamStrings(streams []domain.StreamID) []string {
+	out := make([]string, len(streams))
+	for i, s := range streams {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // loadParked returns the parked events of streams.
@@ -150,11 +182,11 @@ func (p *projector) loadParked(streams []domain.StreamID) (map[domain.StreamID][
 
 // streamWrites collects the writes of a batch of streams.
 type streamWrites struct {
-	events, numbers, park []any
-	unpark                       []unpark
-	// versions moves numbers whose applied events were all lookup
-	// events: (version, tenant, e164) triples.
-	versions []any
+	events, park []any
+	unpark       []unpark
+	// heads moves the heads of numbers on the server databases (see
+	// lockNumbers): rows of numberColumns.
+	heads []any
 }
 
 // unpark deletes a stream's parked events up to a version.
@@ -167,7 +199,7 @@ type unpark struct {
 // parked earlier) do: those that continue the stream are applied in
 // version order, those at or below its head are dropped (already applied),
 // and the message's events beyond a missing version are parked.
-func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, parked []recorded) error {
+func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, parked []recorded) {
 	isParked := make(map[int64]bool, len(parked))
 	for _, r := range parked {
 		isParked[r.ev.Version] = true
@@ -175,8 +207,6 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 	all := slices.Concat(parked, fresh)
 	slices.SortStableFunc(all, func(a, b recorded) int { return cmp.Compare(a.ev.Version, b.ev.Version) })
 	next := head.version + 1
-	var last *recorded
-	firstSeen := head.firstSeen
 	unparkThrough := int64(0)
 	for i := range all {
 		r := &all[i]
@@ -189,14 +219,6 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 			if isParked[r.ev.Version] {
 				unparkThrough = r.ev.Version
 			}
-			if domain.IsLookupEvent(r.ev.Type) {
-				continue // takes a version; state, sightings and imports stay
-			}
-			last = r
-			at := formatTime(r.ev.OccurredAt)
-			if head.version == 0 && firstSeen == "" {
-				firstSeen = at
-			}
 		case !isParked[r.ev.Version]:
 			w.park = append(w.park, eventArgs(r.ev)...)
 		}
@@ -204,18 +226,9 @@ func (w *streamWrites) plan(p *projector, e164 string, head numberHead, fresh, p
 	if unparkThrough > 0 {
 		w.unpark = append(w.unpark, unpark{stream: all[0].ev.Stream, through: unparkThrough})
 	}
-	if last == nil {
-		if next-1 > head.version {
-			w.versions = append(w.versions, next-1, p.tenant, e164)
-		}
-		return nil
+	if p.d != storage.SQLite && next-1 > head.version {
+		w.heads = append(w.heads, p.tenant, e164, next-1, "", "", "{}")
 	}
-	state, err := json.Marshal(last.v.Result)
-	if err != nil {
-		return fmt.Errorf("encode number state %s: %w", e164, err)
-	}
-	w.numbers = append(w.numbers, p.tenant, e164, next-1, firstSeen, formatTime(last.ev.OccurredAt), string(state))
-	return nil
 }
 
 // write runs the collected writes.
@@ -226,27 +239,20 @@ func (w *streamWrites) write(p *projector) error {
 	if err := p.insertIgnore("number_events_parked", eventColumns, w.park); err != nil {
 		return err
 	}
-	for i := 0; i < len(w.versions); i += 3 {
-		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(`UPDATE numbers SET version = ? WHERE tenant = ? AND e164 = ?`),
-			w.versions[i:i+3]...); err != nil {
-			return fmt.Errorf("advance number version: %w", err)
-		}
-	}
 	for _, u := range w.unpark {
 		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(`DELETE FROM number_events_parked WHERE stream_id = ? AND version <= ?`),
 			string(u.stream), u.through); err != nil {
 			return fmt.Errorf("unpark events of %s: %w", u.stream, err)
 		}
 	}
-	const width = 6
-	for start := 0; start < len(w.numbers); start += projectBatch * width {
-		chunk := w.numbers[start:min(start+projectBatch*width, len(w.numbers))]
-		q := `INSERT INTO numbers (tenant, e164, version, first_seen, last_seen, state) VALUES ` +
+	width := len(numberColumns)
+	for start := 0; start < len(w.heads); start += projectBatch * width {
+		chunk := w.heads[start:min(start+projectBatch*width, len(w.heads))]
+		q := `INSERT INTO numbers (` + strings.Join(numberColumns, ", ") + `) VALUES ` +
 			storage.Values(len(chunk)/width, width) + ` ` + p.d.OnConflictUpdate("tenant", "e164") +
-			` version = ` + p.d.Excluded("version") + `, first_seen = ` + p.d.Excluded("first_seen") +
-			`, last_seen = ` + p.d.Excluded("last_seen") + `, state = ` + p.d.Excluded("state")
+			` version = ` + p.d.Excluded("version")
 		if _, err := p.tx.ExecContext(p.ctx, p.d.Rebind(q), chunk...); err != nil {
-			return fmt.Errorf("save numbers: %w", err)
+			return fmt.Errorf("move number heads: %w", err)
 		}
 	}
 	return nil

@@ -576,8 +576,9 @@ func (l *crashLoop) check() {
 		t.Errorf("%d number events stored twice under one id", k)
 	}
 
-	// Per-number streams: versions 1..v without holes or repeats; heads,
-	// the number projection and the streams agree; nothing left parked.
+	// Per-number streams: versions 1..v without holes or repeats; the
+	// validator's heads, the projector's heads (numbers, kept on the server
+	// databases only) and the streams agree; nothing left parked.
 	if k := db.count(t, `SELECT COUNT(*) FROM (SELECT stream_id FROM number_events GROUP BY stream_id
 		HAVING MIN(version) <> 1 OR MAX(version) <> COUNT(*) OR COUNT(DISTINCT version) <> COUNT(*)) g`); k != 0 {
 		t.Errorf("%d streams with a gap or a repeated version", k)

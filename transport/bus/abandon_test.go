@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/components/cqrs"
-
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/internal/testenv"
 	"github.com/phonepipe/phonepipe/transport/bus"
@@ -39,15 +37,8 @@ func TestSerializationFailureRedeliversInANewTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.New(bus.Config{Backend: backend, MaxRetries: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.InitTopics(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var attempts atomic.Int32
-	err = b.AddEventHandler(cqrs.NewEventHandler("count", func(ctx context.Context, _ *domain.JobProjected) error {
+	stop := runOneMessage(t, bus.Config{Backend: backend, MaxRetries: 1}, "count", func(ctx context.Context, _ *domain.JobProjected) error {
 		tx, err := storage.MustTx(ctx)
 		if err != nil {
 			return err
@@ -61,15 +52,7 @@ func TestSerializationFailureRedeliversInANewTransaction(t *testing.T) {
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE counter SET v = v + 1 WHERE id = 1`)
 		return err
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	if err := b.Events().Publish(ctx, &domain.JobProjected{ImportID: "imp", Job: 1}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	var v int
 	for {
@@ -81,10 +64,7 @@ func TestSerializationFailureRedeliversInANewTransaction(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("bus: %v", err)
-	}
+	stop()
 	if v != 101 || attempts.Load() != 2 {
 		t.Fatalf("counter %d after %d attempts, want 101 after 2", v, attempts.Load())
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/components/cqrs"
-
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/transport/bus"
 	"github.com/phonepipe/phonepipe/transport/storage"
@@ -78,15 +76,9 @@ func TestFailedAttemptsLeaveNoWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			backend := bus.SQLiteBackend{DB: db, PollInterval: 10 * time.Millisecond}
-			b, err := bus.New(bus.Config{Backend: backend, MaxRetries: 2, RetryInterval: time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := b.InitTopics(ctx); err != nil {
-				t.Fatal(err)
-			}
 			var attempts atomic.Int32
-			err = b.AddEventHandler(cqrs.NewEventHandler("write", func(ctx context.Context, _ *domain.JobProjected) error {
+			cfg := bus.Config{Backend: backend, MaxRetries: 2, RetryInterval: time.Millisecond}
+			stop := runOneMessage(t, cfg, "write", func(ctx context.Context, _ *domain.JobProjected) error {
 				tx, err := storage.MustTx(ctx)
 				if err != nil {
 					return err
@@ -96,15 +88,7 @@ func TestFailedAttemptsLeaveNoWrites(t *testing.T) {
 					return err
 				}
 				return tc.fail(n)
-			}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- b.Run(ctx) }()
-			if err := b.Events().Publish(ctx, &domain.JobProjected{ImportID: "imp", Job: 1}); err != nil {
-				t.Fatal(err)
-			}
+			})
 			var rows int
 			var poisoned int64
 			for deadline := time.Now().Add(30 * time.Second); ; {
@@ -120,10 +104,7 @@ func TestFailedAttemptsLeaveNoWrites(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			time.Sleep(100 * time.Millisecond) // no further delivery
-			cancel()
-			if err := <-done; err != nil {
-				t.Fatalf("bus: %v", err)
-			}
+			stop()
 			var last int32
 			if rows == 1 {
 				if err := db.Read.QueryRowContext(context.Background(), `SELECT attempt FROM writes`).Scan(&last); err != nil {

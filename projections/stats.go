@@ -128,23 +128,29 @@ func (s *CarrierStats) Project(ctx context.Context, m domain.NumbersRecorded) er
 	}
 	slices.Sort(numbers)
 	d := s.db.Dialect
+	// The buckets are changed once, after every number of the message is
+	// locked: a transaction that held buckets while it went on to lock
+	// the next batch of numbers could deadlock with another doing the
+	// same in the other order (on kafka+postgres, where the partitions'
+	// transactions run side by side).
+	deltas := map[bucketKey]bucketDelta{}
 	for start := 0; start < len(numbers); start += projectBatch {
 		batch := numbers[start:min(start+projectBatch, len(numbers))]
-		if err := s.apply(ctx, tx, d, m.Tenant, batch, latest); err != nil {
+		if err := s.apply(ctx, tx, d, m.Tenant, batch, latest, deltas); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.applyDeltas(ctx, tx, d, m.Tenant, deltas)
 }
 
-// apply moves a batch of numbers (sorted) to their new places.
+// apply moves a batch of numbers (sorted) to their new places and adds the
+// changes of their buckets to deltas.
 func (s *CarrierStats) apply(ctx context.Context, tx storage.Querier, d storage.Dialect, tenant string,
-	numbers []string, latest map[string]statsPlace) error {
+	numbers []string, latest map[string]statsPlace, deltas map[bucketKey]bucketDelta) error {
 	before, err := s.places(ctx, tx, d, tenant, numbers)
 	if err != nil {
 		return err
 	}
-	deltas := map[bucketKey]bucketDelta{}
 	move := func(p statsPlace, sign int64) {
 		k := bucketKey{p.regionCode, p.carrier}
 		dl := deltas[k]
@@ -177,7 +183,7 @@ func (s *CarrierStats) apply(ctx context.Context, tx storage.Querier, d storage.
 			return fmt.Errorf("save carrier places: %w", err)
 		}
 	}
-	return s.applyDeltas(ctx, tx, d, tenant, deltas)
+	return nil
 }
 
 // places returns where numbers are counted now (version 0: nowhere yet),

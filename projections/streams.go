@@ -71,8 +71,9 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 }
 
 // lockNumbers returns the heads of streams, by stream (numbers are their
-// E.164 numbers, in the same order), locked against other projectors of the same numbers:
-// the lock serializes them, so an event parked by one is seen by the next.
+// E.164 numbers, in the same order), locked against other projectors of
+// the same numbers: the lock serializes them, so an event parked by one is
+// seen by the next.
 //
 // On SQLite the transaction already holds the only write lock, and a
 // stream's head is simply its highest version in number_events (which

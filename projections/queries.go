@@ -101,7 +101,6 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 	stream := string(domain.NumberStream(tenant, e164))
 	out := Number{E164: e164}
 	var (
-		head        sql.NullInt64
 		first, last string
 		latest      []byte
 		lastLookup  string
@@ -113,14 +112,13 @@ func (n *Numbers) Number(ctx context.Context, tenant, e164 string) (Number, erro
 		 COALESCE((SELECT result FROM number_lookups WHERE tenant = ? AND e164 = ?), '')
 		 FROM number_events e WHERE e.stream_id = ? AND e.type = ? ORDER BY e.version DESC LIMIT 1`),
 		stream, stream, domain.EventNumberValidated, tenant, e164, stream, domain.EventNumberValidated).
-		Scan(&head, &first, &last, &latest, &lastLookup)
+		Scan(&out.Version, &first, &last, &latest, &lastLookup)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Number{}, domain.ErrNotFound
 	}
 	if err != nil {
 		return Number{}, fmt.Errorf("get number %s: %w", e164, err)
 	}
-	out.Version = head.Int64
 	var v domain.NumberValidated
 	if err := json.Unmarshal(latest, &v); err != nil {
 		return Number{}, fmt.Errorf("decode latest event of %s: %w", e164, err)

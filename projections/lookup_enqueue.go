@@ -134,9 +134,9 @@ func (l *Lookups) lookupRows(ctx context.Context, tx storage.Querier, m domain.N
 
 // seenInImport returns how often the import has seen each of numbers.
 func (l *Lookups) seenInImport(ctx context.Context, tx storage.Querier, importID string, numbers []string) (map[string]int, error) {
+	isNumber, in := storage.OneOf(l.db.Dialect, "e164", numbers)
 	rs, err := tx.QueryContext(ctx, l.db.Dialect.Rebind(`SELECT e164, seen FROM import_numbers
-		WHERE import_id = ? AND e164 IN (`+storage.Placeholders(len(numbers))+`)`),
-		append([]any{importID}, stringArgs(numbers)...)...)
+		WHERE import_id = ? AND `+isNumber), append([]any{importID}, in...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read numbers of import %s: %w", importID, err)
 	}
@@ -187,9 +187,9 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 		"done_at", "attempts", "due_at", "lease_until", "lease_token"}, args); err != nil {
 		return nil, err
 	}
+	isNumber, in := storage.OneOf(d, "e164", numbers)
 	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, status, generation, result, done_at FROM lookup_calls
-		WHERE tenant = ? AND e164 IN (`+storage.Placeholders(len(numbers))+`) ORDER BY e164`+d.ForUpdate()),
-		append([]any{tenant}, stringArgs(numbers)...)...)
+		WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate()), append([]any{tenant}, in...)...)
 	if err != nil {
 		return nil, fmt.Errorf("lock lookup calls: %w", err)
 	}
@@ -230,10 +230,10 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 	if len(again) == 0 {
 		return out, nil
 	}
+	isAgain, in := storage.OneOf(d, "e164", again)
 	_, err = tx.ExecContext(ctx, d.Rebind(`UPDATE lookup_calls SET status = ?, generation = generation + 1,
 		attempts = 0, due_at = ?, lease_until = 0, lease_token = ''
-		WHERE tenant = ? AND status = ? AND e164 IN (`+storage.Placeholders(len(again))+`)`),
-		append([]any{callPending, millis(now), tenant, callDone}, stringArgs(again)...)...)
+		WHERE tenant = ? AND status = ? AND `+isAgain), append([]any{callPending, millis(now), tenant, callDone}, in...)...)
 	if err != nil {
 		return nil, fmt.Errorf("request lookups again: %w", err)
 	}

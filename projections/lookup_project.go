@@ -83,12 +83,13 @@ func (l *Lookups) resolveNumbers(ctx context.Context, tx storage.Querier, tenant
 	d := l.db.Dialect
 	for start := 0; start < len(numbers); start += projectBatch {
 		batch := numbers[start:min(start+projectBatch, len(numbers))]
-		in := append([]any{tenant}, stringArgs(batch)...)
-		if err := drain(tx.QueryContext(ctx, d.Rebind(`SELECT e164 FROM lookup_calls WHERE tenant = ? AND e164 IN (`+
-			storage.Placeholders(len(batch))+`) ORDER BY e164`+d.ForUpdate()), in...)); err != nil {
+		isNumber, in := storage.OneOf(d, "e164", batch)
+		in = append([]any{tenant}, in...)
+		if err := drain(tx.QueryContext(ctx, d.Rebind(`SELECT e164 FROM lookup_calls WHERE tenant = ? AND `+isNumber+
+			` ORDER BY e164`+d.ForUpdate()), in...)); err != nil {
 			return fmt.Errorf("lock lookup calls: %w", err)
 		}
-		ws, err := l.lockWaiters(ctx, tx, `tenant = ? AND e164 IN (`+storage.Placeholders(len(batch))+`)`, in)
+		ws, err := l.lockWaiters(ctx, tx, `tenant = ? AND `+isNumber, in)
 		if err != nil {
 			return err
 		}
@@ -143,7 +144,7 @@ func (l *Lookups) finishWaiters(ctx context.Context, tx storage.Querier, ws []wa
 		return nil
 	}
 	args := make([]any, 0, 3*len(ws))
-	byImport := map[string][]any{}
+	byImport := map[string][]int{}
 	for i, w := range ws {
 		args = append(args, w.importID, w.row, string(data[i]))
 		byImport[w.importID] = append(byImport[w.importID], w.row)
@@ -156,8 +157,9 @@ func (l *Lookups) finishWaiters(ctx context.Context, tx storage.Querier, ws []wa
 	for id, rows := range byImport {
 		for start := 0; start < len(rows); start += projectBatch {
 			chunk := rows[start:min(start+projectBatch, len(rows))]
-			if _, err := tx.ExecContext(ctx, l.db.Dialect.Rebind(`DELETE FROM lookup_waiters WHERE import_id = ? AND row_num IN (`+
-				storage.Placeholders(len(chunk))+`)`), append([]any{id}, chunk...)...); err != nil {
+			isRow, in := storage.OneOf(l.db.Dialect, "row_num", chunk)
+			if _, err := tx.ExecContext(ctx, l.db.Dialect.Rebind(`DELETE FROM lookup_waiters WHERE import_id = ? AND `+isRow),
+				append([]any{id}, in...)...); err != nil {
 				return fmt.Errorf("delete lookup waiters of %s: %w", id, err)
 			}
 		}

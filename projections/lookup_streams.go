@@ -55,8 +55,9 @@ func saveNumberLookups(ctx context.Context, tx storage.Querier, d storage.Dialec
 		return nil
 	}
 	numbers := sortedKeys(latest)
-	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version FROM number_lookups WHERE tenant = ? AND e164 IN (`+
-		storage.Placeholders(len(numbers))+`)`), append([]any{tenant}, stringArgs(numbers)...)...)
+	isNumber, in := storage.OneOf(d, "e164", numbers)
+	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version FROM number_lookups WHERE tenant = ? AND `+isNumber),
+		append([]any{tenant}, in...)...)
 	if err != nil {
 		return fmt.Errorf("read number lookups: %w", err)
 	}

@@ -203,9 +203,9 @@ func (s *CarrierStats) places(ctx context.Context, tx storage.Querier, d storage
 			return nil, fmt.Errorf("add carrier places: %w", err)
 		}
 	}
+	isNumber, in := storage.OneOf(d, "e164", numbers)
 	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version, region_code, carrier, valid FROM carrier_stats_numbers
-		WHERE tenant = ? AND e164 IN (`+storage.Placeholders(len(numbers))+`) ORDER BY e164`+d.ForUpdate()),
-		append([]any{tenant}, stringArgs(numbers)...)...)
+		WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate()), append([]any{tenant}, in...)...)
 	if err != nil {
 		return nil, fmt.Errorf("load carrier places: %w", err)
 	}

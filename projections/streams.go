@@ -100,8 +100,9 @@ func (p *projector) lockNumbers(streams []domain.StreamID, numbers []string) (ma
 		if err := p.insertIgnore("numbers", numberColumns, args); err != nil {
 			return nil, err
 		}
-		rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version FROM numbers WHERE tenant = ? AND e164 IN (`+
-			storage.Placeholders(len(numbers))+`) ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, stringArgs(numbers)...)...)
+		isNumber, in := storage.OneOf(p.d, "e164", numbers)
+		rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version FROM numbers WHERE tenant = ? AND `+isNumber+
+			` ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, in...)...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock numbers: %w", err)
@@ -144,12 +145,9 @@ func streamStrings(streams []domain.StreamID) []string {
 
 // loadParked returns the parked events of streams.
 func (p *projector) loadParked(streams []domain.StreamID) (map[domain.StreamID][]recorded, error) {
-	in := make([]any, len(streams))
-	for i, s := range streams {
-		in[i] = string(s)
-	}
+	isStream, in := storage.OneOf(p.d, "stream_id", streamStrings(streams))
 	rows, err := p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT stream_id, version, id, type, occurred_at, import_id, data
-		FROM number_events_parked WHERE stream_id IN (`+storage.Placeholders(len(streams))+`)`), in...)
+		FROM number_events_parked WHERE `+isStream), in...)
 	if err != nil {
 		return nil, fmt.Errorf("load parked events: %w", err)
 	}

@@ -48,6 +48,25 @@ func Placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
+// OneOf returns the condition "column is one of values" and its arguments.
+// On PostgreSQL it is `column = ANY(?)` with the values as one array
+// argument: PostgreSQL plans a long IN list on a key whose leading column
+// is also bound (tenant = ? AND e164 IN (…)) as a scan of every row of the
+// leading column whenever the table has no statistics yet (a new table
+// during its first large import), while the array's plan does not depend
+// on them. Elsewhere it is an IN list with one placeholder per value.
+// values must not be empty.
+func OneOf[T any](d Dialect, column string, values []T) (string, []any) {
+	if d == Postgres {
+		return column + " = ANY(?)", []any{values}
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return column + " IN (" + Placeholders(len(values)) + ")", args
+}
+
 // InsertIgnore returns a multi-row INSERT of rows into table that skips the
 // rows whose key already exists (and affects no row for them).
 func (d Dialect) InsertIgnore(table string, columns []string, rows int) string {

@@ -362,6 +362,9 @@ func (a *App) DataPath() string {
 func (a *App) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.bus.Run(gctx) })
+	// PostgreSQL only: its autovacuum analyzes too late for tables that
+	// grow by the hundred thousand rows a minute.
+	g.Go(func() error { return storage.Statistics{DB: a.db, Logger: a.logger}.Run(gctx) })
 	if a.stall != nil {
 		g.Go(func() error { return a.stall.Run(gctx) })
 	}

@@ -3,6 +3,7 @@ package projections
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -186,26 +187,40 @@ func (s *CarrierStats) apply(ctx context.Context, tx storage.Querier, d storage.
 	return nil
 }
 
-// places returns where numbers are counted now (version 0: nowhere yet),
-// locking their rows. On the server databases a placeholder row is
-// inserted first for a number that has none, so that the lock also holds
-// back a concurrent transaction counting the same new number (FOR UPDATE
-// locks no row that is missing); SQLite has one writer at a time.
+// places returns where numbers (sorted) are counted now (version 0:
+// nowhere yet), locking their rows. On the server databases a number that
+// has no row gets a placeholder first, so that the lock also holds back a
+// concurrent transaction counting the same new number (FOR UPDATE locks no
+// row that is missing); on PostgreSQL one statement adds and locks them in
+// key order (see storage.Dialect.LockOrInsert), on MySQL the insert goes
+// first. SQLite has one writer at a time.
 func (s *CarrierStats) places(ctx context.Context, tx storage.Querier, d storage.Dialect, tenant string,
 	numbers []string) (map[string]statsPlace, error) {
-	if d != storage.SQLite {
-		args := make([]any, 0, 6*len(numbers))
+	columns := []string{"tenant", "e164", "version", "region_code", "carrier", "valid"}
+	placeholders := func() []any {
+		args := make([]any, 0, len(columns)*len(numbers))
 		for _, e := range numbers {
 			args = append(args, tenant, e, 0, "", "", 0)
 		}
-		q := d.InsertIgnore("carrier_stats_numbers", []string{"tenant", "e164", "version", "region_code", "carrier", "valid"}, len(numbers))
-		if _, err := tx.ExecContext(ctx, d.Rebind(q), args...); err != nil {
-			return nil, fmt.Errorf("add carrier places: %w", err)
-		}
+		return args
 	}
-	isNumber, in := storage.OneOf(d, "e164", numbers)
-	rows, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, version, region_code, carrier, valid FROM carrier_stats_numbers
-		WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate()), append([]any{tenant}, in...)...)
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if d == storage.Postgres {
+		rows, err = tx.QueryContext(ctx, d.Rebind(d.LockOrInsert("carrier_stats_numbers", columns, len(numbers), "tenant", "e164")+
+			` RETURNING e164, version, region_code, carrier, valid`), placeholders()...)
+	} else {
+		if d == storage.MySQL {
+			if _, err := tx.ExecContext(ctx, d.InsertIgnore("carrier_stats_numbers", columns, len(numbers)), placeholders()...); err != nil {
+				return nil, fmt.Errorf("add carrier places: %w", err)
+			}
+		}
+		isNumber, in := storage.OneOf(d, "e164", numbers)
+		rows, err = tx.QueryContext(ctx, `SELECT e164, version, region_code, carrier, valid FROM carrier_stats_numbers
+			WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate(), append([]any{tenant}, in...)...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load carrier places: %w", err)
 	}

@@ -79,8 +79,7 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 // stream's head is simply its highest version in number_events (which
 // holds only applied events: see plan). On the server databases the
 // numbers table keeps each number's head in a row that a projector locks
-// (FOR UPDATE, a placeholder at version 0 inserted first for a new number)
-// and moves: a concurrent projector of the same number waits for the row,
+// (a placeholder at version 0 inserted for a new number) and moves: a concurrent projector of the same number waits for the row,
 // and then reads the moved head (MySQL) or fails to serialize and runs
 // again (PostgreSQL's REPEATABLE READ), where a head read from
 // number_events would come from its snapshot and be stale.
@@ -93,16 +92,22 @@ func (p *projector) lockNumbers(streams []domain.StreamID, numbers []string) (ma
 		rows, err = p.tx.QueryContext(p.ctx, `SELECT stream_id, MAX(version) FROM number_events WHERE stream_id IN (`+
 			storage.Placeholders(len(streams))+`) GROUP BY stream_id`, stringArgs(streamStrings(streams))...)
 	} else {
-		args := make([]any, 0, 6*len(numbers))
+		args := make([]any, 0, len(numberColumns)*len(numbers))
 		for _, e := range numbers {
 			args = append(args, p.tenant, e, 0, "", "", "{}")
 		}
-		if err := p.insertIgnore("numbers", numberColumns, args); err != nil {
-			return nil, err
+		if p.d == storage.Postgres {
+			// One statement, in key order (see storage.Dialect.LockOrInsert).
+			rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(p.d.LockOrInsert("numbers", numberColumns, len(numbers), "tenant", "e164")+
+				` RETURNING e164, version`), args...)
+		} else {
+			if err := p.insertIgnore("numbers", numberColumns, args); err != nil {
+				return nil, err
+			}
+			isNumber, in := storage.OneOf(p.d, "e164", numbers)
+			rows, err = p.tx.QueryContext(p.ctx, `SELECT e164, version FROM numbers WHERE tenant = ? AND `+isNumber+
+				` ORDER BY e164`+p.d.ForUpdate(), append([]any{p.tenant}, in...)...)
 		}
-		isNumber, in := storage.OneOf(p.d, "e164", numbers)
-		rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(`SELECT e164, version FROM numbers WHERE tenant = ? AND `+isNumber+
-			` ORDER BY e164`+p.d.ForUpdate()), append([]any{p.tenant}, in...)...)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock numbers: %w", err)

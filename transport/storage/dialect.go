@@ -79,6 +79,22 @@ func (d Dialect) InsertIgnore(table string, columns []string, rows int) string {
 	return q + " ON CONFLICT DO NOTHING"
 }
 
+// LockOrInsert returns a multi-row INSERT of rows into table that, for each
+// row in the order given, inserts it if its key (the columns of key) is
+// missing and otherwise locks the existing row (a no-op update); append a
+// RETURNING clause to read the rows as they are now, existing or new.
+// PostgreSQL and SQLite only (MySQL has no RETURNING).
+//
+// Given rows in key order, every row is taken in that order. Inserting the
+// missing rows first and locking the others with a SELECT … FOR UPDATE after
+// takes the new rows out of order: two transactions deadlock when one
+// locks a row that the other locked in an earlier statement while the
+// other waits on a row the first has just inserted.
+func (d Dialect) LockOrInsert(table string, columns []string, rows int, key ...string) string {
+	return "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES " + Values(rows, len(columns)) +
+		" ON CONFLICT (" + strings.Join(key, ", ") + ") DO UPDATE SET " + key[0] + " = " + table + "." + key[0]
+}
+
 // OnConflictUpdate starts the clause of an INSERT that updates the row whose
 // key (the columns of key) already exists; the SET list follows.
 func (d Dialect) OnConflictUpdate(key ...string) string {

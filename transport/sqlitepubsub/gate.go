@@ -181,15 +181,16 @@ func (c *gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("sqlite driver connection %T lacks expected methods", conn)
 	}
-	return &gatedConn{conn: sc, gate: c.gate}, nil
+	return &gatedConn{conn: sc, gate: c.gate, stmts: newStmtCache()}, nil
 }
 
 // gatedConn is one pooled connection. database/sql uses a connection from
 // one goroutine at a time; mu only guards against a Close racing with the
 // end of a transaction.
 type gatedConn struct {
-	conn sqliteConn
-	gate *writeGate
+	conn  sqliteConn
+	gate  *writeGate
+	stmts *stmtCache // used only by the goroutine using the connection
 
 	mu   sync.Mutex
 	inTx bool // a transaction is open on this connection
@@ -250,6 +251,7 @@ func (c *gatedConn) endTx() {
 // Close implements driver.Conn.
 func (c *gatedConn) Close() error {
 	c.endTx()
+	c.stmts.close()
 	return c.conn.Close()
 }
 
@@ -262,15 +264,35 @@ func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver
 	if !c.inTransaction() && isDML(query) && c.gate.acquire(ctx) {
 		defer c.gate.release()
 	}
+	if stmt, done := c.stmts.take(ctx, c.conn, query); stmt != nil {
+		defer done()
+		return stmt.ExecContext(ctx, args)
+	}
 	return c.conn.ExecContext(ctx, query, args)
 }
 
 // QueryContext implements driver.QueryerContext. Queries do not wait for the
 // gate: readers never need the write lock in WAL mode. (A writing query such
 // as INSERT ... RETURNING outside a transaction still works, serialized by
-// SQLite's own lock.)
+// SQLite's own lock.) Both run a cached statement when they can (see
+// stmtCache).
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.conn.QueryContext(ctx, query, args)
+	stmt, done := c.stmts.take(ctx, c.conn, query)
+	if stmt == nil {
+		return c.conn.QueryContext(ctx, query, args)
+	}
+	rows, err := stmt.QueryContext(ctx, args)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	sr, ok := rows.(sqliteRows)
+	if !ok {
+		_ = rows.Close()
+		done()
+		return nil, fmt.Errorf("sqlite driver rows %T lack expected methods", rows)
+	}
+	return &cachedRows{sqliteRows: sr, done: done}, nil
 }
 
 // Prepare implements driver.Conn.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -169,11 +170,11 @@ func (l *Lookups) optedOut(ctx context.Context, tx storage.Querier, importID str
 	return n > 0, nil
 }
 
-// requestCalls makes sure each of a tenant's numbers (sorted) has a call
-// that answers rows projected now: a fresh successful one, served from its
-// stored result, or a pending one, created or requested again (a new
-// generation) when the last one ended without a usable result. The call
-// rows are locked first, so a worker recording an outcome or a lookup
+// requestCalls makes sure each of at most projectBatch of a tenant's
+// numbers (sorted) has a call that answers rows projected now: a fresh
+// successful one, served from its stored result, or a pending one, created
+// or requested again (a new generation) when the last one ended without a
+// usable result. The call rows are locked first, so a worker recording an outcome or a lookup
 // projector resolving waiters either finishes before this reads them or
 // sees the waiters this unit of work adds.
 func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant string, numbers []string, now time.Time) (map[string]callState, error) {
@@ -183,13 +184,24 @@ func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant s
 	for _, e := range numbers {
 		args = append(args, tenant, e, callPending, 1, "", "", 0, 0, millis(now), 0, "")
 	}
-	if err := p.insertIgnore("lookup_calls", []string{"tenant", "e164", "status", "generation", "outcome", "result",
-		"done_at", "attempts", "due_at", "lease_until", "lease_token"}, args); err != nil {
-		return nil, err
+	columns := []string{"tenant", "e164", "status", "generation", "outcome", "result",
+		"done_at", "attempts", "due_at", "lease_until", "lease_token"}
+	var (
+		rs  *sql.Rows
+		err error
+	)
+	if d == storage.Postgres {
+		// One statement, in key order (see storage.Dialect.LockOrInsert).
+		rs, err = tx.QueryContext(ctx, d.Rebind(d.LockOrInsert("lookup_calls", columns, len(numbers), "tenant", "e164")+
+			` RETURNING e164, status, generation, result, done_at`), args...)
+	} else {
+		if err := p.insertIgnore("lookup_calls", columns, args); err != nil {
+			return nil, err
+		}
+		isNumber, in := storage.OneOf(d, "e164", numbers)
+		rs, err = tx.QueryContext(ctx, `SELECT e164, status, generation, result, done_at FROM lookup_calls
+			WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate(), append([]any{tenant}, in...)...)
 	}
-	isNumber, in := storage.OneOf(d, "e164", numbers)
-	rs, err := tx.QueryContext(ctx, d.Rebind(`SELECT e164, status, generation, result, done_at FROM lookup_calls
-		WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate()), append([]any{tenant}, in...)...)
 	if err != nil {
 		return nil, fmt.Errorf("lock lookup calls: %w", err)
 	}

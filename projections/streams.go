@@ -79,10 +79,11 @@ func (p *projector) applyBatch(streams []domain.StreamID, byStream map[domain.St
 // stream's head is simply its highest version in number_events (which
 // holds only applied events: see plan). On the server databases the
 // numbers table keeps each number's head in a row that a projector locks
-// (a placeholder at version 0 inserted for a new number) and moves: a concurrent projector of the same number waits for the row,
-// and then reads the moved head (MySQL) or fails to serialize and runs
-// again (PostgreSQL's REPEATABLE READ), where a head read from
-// number_events would come from its snapshot and be stale.
+// (a placeholder at version 0 inserted for a new number) and moves: a
+// concurrent projector of the same number waits for the row, and then
+// reads the moved head (MySQL) or fails to serialize and runs again
+// (PostgreSQL's REPEATABLE READ), where a head read from number_events
+// would come from its snapshot and be stale.
 func (p *projector) lockNumbers(streams []domain.StreamID, numbers []string) (map[domain.StreamID]numberHead, error) {
 	var (
 		rows *sql.Rows

@@ -50,12 +50,14 @@ func Placeholders(n int) string {
 
 // OneOf returns the condition "column is one of values" and its arguments.
 // On PostgreSQL it is `column = ANY(?)` with the values as one array
-// argument: PostgreSQL plans a long IN list on a key whose leading column
-// is also bound (tenant = ? AND e164 IN (…)) as a scan of every row of the
-// leading column whenever the table has no statistics yet (a new table
-// during its first large import), while the array's plan does not depend
-// on them. Elsewhere it is an IN list with one placeholder per value.
-// values must not be empty.
+// argument. Without statistics (a new table during its first large import)
+// PostgreSQL plans a long IN list on a key whose leading column is also
+// bound (tenant = ? AND e164 IN (…)) as a scan of every row of the leading
+// column; the generic plan of an array argument, which does not count its
+// elements, probes the whole key instead, and one statement text serves
+// every batch size. (Plans made while a table was tiny can still scan:
+// Statistics keeps the statistics that prevent it.) Elsewhere it is an IN
+// list with one placeholder per value. values must not be empty.
 func OneOf[T any](d Dialect, column string, values []T) (string, []any) {
 	if d == Postgres {
 		return column + " = ANY(?)", []any{values}

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -179,29 +178,16 @@ func (l *Lookups) optedOut(ctx context.Context, tx storage.Querier, importID str
 // sees the waiters this unit of work adds.
 func (l *Lookups) requestCalls(ctx context.Context, tx storage.Querier, tenant string, numbers []string, now time.Time) (map[string]callState, error) {
 	d := l.db.Dialect
-	p := projector{ctx: ctx, tx: tx, d: d}
-	args := make([]any, 0, 11*len(numbers))
-	for _, e := range numbers {
-		args = append(args, tenant, e, callPending, 1, "", "", 0, 0, millis(now), 0, "")
-	}
+	p := projector{ctx: ctx, tx: tx, d: d, tenant: tenant}
 	columns := []string{"tenant", "e164", "status", "generation", "outcome", "result",
 		"done_at", "attempts", "due_at", "lease_until", "lease_token"}
-	var (
-		rs  *sql.Rows
-		err error
-	)
-	if d == storage.Postgres {
-		// One statement, in key order (see storage.Dialect.LockOrInsert).
-		rs, err = tx.QueryContext(ctx, d.Rebind(d.LockOrInsert("lookup_calls", columns, len(numbers), "tenant", "e164")+
-			` RETURNING e164, status, generation, result, done_at`), args...)
-	} else {
-		if err := p.insertIgnore("lookup_calls", columns, args); err != nil {
-			return nil, err
+	rs, err := p.lockOrAdd("lookup_calls", columns, func() []any {
+		args := make([]any, 0, len(columns)*len(numbers))
+		for _, e := range numbers {
+			args = append(args, tenant, e, callPending, 1, "", "", 0, 0, millis(now), 0, "")
 		}
-		isNumber, in := storage.OneOf(d, "e164", numbers)
-		rs, err = tx.QueryContext(ctx, `SELECT e164, status, generation, result, done_at FROM lookup_calls
-			WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate(), append([]any{tenant}, in...)...)
-	}
+		return args
+	}, true, numbers, "e164, status, generation, result, done_at")
 	if err != nil {
 		return nil, fmt.Errorf("lock lookup calls: %w", err)
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -98,6 +99,27 @@ type projector struct {
 	d        storage.Dialect
 	tenant   string
 	importID string
+}
+
+// lockOrAdd locks the rows of the tenant's numbers (sorted, at most
+// projectBatch) in table and returns their columns cols. A number without a
+// row first gets a placeholder (row args, of columns): always on the server
+// databases, where FOR UPDATE locks no missing row, and on SQLite, whose
+// single writer needs no lock, when add is set. PostgreSQL adds and locks
+// in one statement, in key order (see storage.Dialect.LockOrInsert).
+func (p *projector) lockOrAdd(table string, columns []string, args func() []any, add bool, numbers []string, cols string) (*sql.Rows, error) {
+	if p.d == storage.Postgres {
+		return p.tx.QueryContext(p.ctx, p.d.Rebind(p.d.LockOrInsert(table, columns, len(numbers), "tenant", "e164")+
+			` RETURNING `+cols), args()...)
+	}
+	if add || p.d != storage.SQLite {
+		if err := p.insertIgnore(table, columns, args()); err != nil {
+			return nil, err
+		}
+	}
+	isNumber, in := storage.OneOf(p.d, "e164", numbers)
+	return p.tx.QueryContext(p.ctx, `SELECT `+cols+` FROM `+table+` WHERE tenant = ? AND `+isNumber+
+		` ORDER BY e164`+p.d.ForUpdate(), append([]any{p.tenant}, in...)...)
 }
 
 // insertIgnore inserts rows of len(columns) values each, skipping rows

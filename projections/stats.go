@@ -3,7 +3,6 @@ package projections
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -190,37 +189,19 @@ func (s *CarrierStats) apply(ctx context.Context, tx storage.Querier, d storage.
 // places returns where numbers (sorted) are counted now (version 0:
 // nowhere yet), locking their rows. On the server databases a number that
 // has no row gets a placeholder first, so that the lock also holds back a
-// concurrent transaction counting the same new number (FOR UPDATE locks no
-// row that is missing); on PostgreSQL one statement adds and locks them in
-// key order (see storage.Dialect.LockOrInsert), on MySQL the insert goes
-// first. SQLite has one writer at a time.
+// concurrent transaction counting the same new number (see lockOrAdd).
+// SQLite has one writer at a time and needs none.
 func (s *CarrierStats) places(ctx context.Context, tx storage.Querier, d storage.Dialect, tenant string,
 	numbers []string) (map[string]statsPlace, error) {
 	columns := []string{"tenant", "e164", "version", "region_code", "carrier", "valid"}
-	placeholders := func() []any {
+	p := projector{ctx: ctx, tx: tx, d: d, tenant: tenant}
+	rows, err := p.lockOrAdd("carrier_stats_numbers", columns, func() []any {
 		args := make([]any, 0, len(columns)*len(numbers))
 		for _, e := range numbers {
 			args = append(args, tenant, e, 0, "", "", 0)
 		}
 		return args
-	}
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if d == storage.Postgres {
-		rows, err = tx.QueryContext(ctx, d.Rebind(d.LockOrInsert("carrier_stats_numbers", columns, len(numbers), "tenant", "e164")+
-			` RETURNING e164, version, region_code, carrier, valid`), placeholders()...)
-	} else {
-		if d == storage.MySQL {
-			if _, err := tx.ExecContext(ctx, d.InsertIgnore("carrier_stats_numbers", columns, len(numbers)), placeholders()...); err != nil {
-				return nil, fmt.Errorf("add carrier places: %w", err)
-			}
-		}
-		isNumber, in := storage.OneOf(d, "e164", numbers)
-		rows, err = tx.QueryContext(ctx, `SELECT e164, version, region_code, carrier, valid FROM carrier_stats_numbers
-			WHERE tenant = ? AND `+isNumber+` ORDER BY e164`+d.ForUpdate(), append([]any{tenant}, in...)...)
-	}
+	}, false, numbers, "e164, version, region_code, carrier, valid")
 	if err != nil {
 		return nil, fmt.Errorf("load carrier places: %w", err)
 	}

@@ -93,22 +93,13 @@ func (p *projector) lockNumbers(streams []domain.StreamID, numbers []string) (ma
 		rows, err = p.tx.QueryContext(p.ctx, `SELECT stream_id, MAX(version) FROM number_events WHERE stream_id IN (`+
 			storage.Placeholders(len(streams))+`) GROUP BY stream_id`, stringArgs(streamStrings(streams))...)
 	} else {
-		args := make([]any, 0, len(numberColumns)*len(numbers))
-		for _, e := range numbers {
-			args = append(args, p.tenant, e, 0, "", "", "{}")
-		}
-		if p.d == storage.Postgres {
-			// One statement, in key order (see storage.Dialect.LockOrInsert).
-			rows, err = p.tx.QueryContext(p.ctx, p.d.Rebind(p.d.LockOrInsert("numbers", numberColumns, len(numbers), "tenant", "e164")+
-				` RETURNING e164, version`), args...)
-		} else {
-			if err := p.insertIgnore("numbers", numberColumns, args); err != nil {
-				return nil, err
+		rows, err = p.lockOrAdd("numbers", numberColumns, func() []any {
+			args := make([]any, 0, len(numberColumns)*len(numbers))
+			for _, e := range numbers {
+				args = append(args, p.tenant, e, 0, "", "", "{}")
 			}
-			isNumber, in := storage.OneOf(p.d, "e164", numbers)
-			rows, err = p.tx.QueryContext(p.ctx, `SELECT e164, version FROM numbers WHERE tenant = ? AND `+isNumber+
-				` ORDER BY e164`+p.d.ForUpdate(), append([]any{p.tenant}, in...)...)
-		}
+			return args
+		}, true, numbers, "e164, version")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock numbers: %w", err)

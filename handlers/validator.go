@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/phonepipe/phonepipe/domain"
 	"github.com/phonepipe/phonepipe/domain/phone"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -68,7 +68,7 @@ func recordOutcomes(ctx context.Context, versions StreamVersions, events EventPu
 	out := &domain.NumbersRecorded{ImportID: job.ImportID, Tenant: job.Tenant, Job: job.Job,
 		Events: make([]domain.NumberEvent, len(outcomes))}
 	for i, o := range outcomes {
-		data, err := json.Marshal(o)
+		data, err := wirejson.Marshal(o)
 		if err != nil {
 			return fmt.Errorf("encode row %d of %s: %w", o.Row, job.ImportID, err)
 		}

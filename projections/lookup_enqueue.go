@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -95,7 +96,7 @@ func (l *Lookups) lookupRows(ctx context.Context, tx storage.Querier, m domain.N
 			continue
 		}
 		var v domain.NumberValidated
-		if err := json.Unmarshal(ev.Data, &v); err != nil {
+		if err := wirejson.Unmarshal(ev.Data, &v); err != nil {
 			return nil, fmt.Errorf("enqueue lookups: event %s: %w: %w", ev.ID, domain.ErrPermanent, err)
 		}
 		if v.E164 == "" {

@@ -2,11 +2,11 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -15,7 +15,7 @@ import (
 func LookupsRecordedTopic() ReplayTopic {
 	return ReplayTopic{Message: domain.NameLookupsRecorded, Decode: func(payload []byte) (Decoded, error) {
 		var m domain.LookupsRecorded
-		if err := json.Unmarshal(payload, &m); err != nil {
+		if err := wirejson.Unmarshal(payload, &m); err != nil {
 			return Decoded{}, fmt.Errorf("decode %s: %w", domain.NameLookupsRecorded, err)
 		}
 		return Decoded{Key: m.Batch, Events: len(m.Lookups), Value: m}, nil

@@ -3,11 +3,11 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -86,7 +86,7 @@ func decode(ev domain.NumberEvent) (recorded, error) {
 		return recorded{}, fmt.Errorf("project %s: unexpected event type %q: %w", ev.ID, ev.Type, domain.ErrPermanent)
 	}
 	var v domain.NumberValidated
-	if err := json.Unmarshal(ev.Data, &v); err != nil {
+	if err := wirejson.Unmarshal(ev.Data, &v); err != nil {
 		return recorded{}, fmt.Errorf("project %s: %w: %w", ev.ID, domain.ErrPermanent, err)
 	}
 	return recorded{ev: ev, v: v}, nil

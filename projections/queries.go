@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -49,7 +50,7 @@ func (r *Results) Each(ctx context.Context, importID string, fn func(ResultRow) 
 		if err := rows.Scan(&row, &data, &first, &lk); err != nil {
 			return fmt.Errorf("scan result of %s: %w", importID, err)
 		}
-		if err := json.Unmarshal(data, &out.NumberValidated); err != nil {
+		if err := wirejson.Unmarshal(data, &out.NumberValidated); err != nil {
 			return fmt.Errorf("decode result %d of %s: %w", row, importID, err)
 		}
 		if first > 0 && first < row {

@@ -2,13 +2,13 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
 	"strings"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -201,12 +201,12 @@ type ReplaySource struct {
 }
 
 // NumbersRecordedTopic decodes numbers.recorded.v1 messages — JSON, as the
-// bus's cqrs.JSONMarshaler writes them — keyed by domain.JobKey, the key
+// bus's Marshaler writes them — keyed by domain.JobKey, the key
 // the projector and stats handlers record them under.
 func NumbersRecordedTopic() ReplayTopic {
 	return ReplayTopic{Message: domain.NameNumbersRecorded, Decode: func(payload []byte) (Decoded, error) {
 		var m domain.NumbersRecorded
-		if err := json.Unmarshal(payload, &m); err != nil {
+		if err := wirejson.Unmarshal(payload, &m); err != nil {
 			return Decoded{}, fmt.Errorf("decode %s: %w", domain.NameNumbersRecorded, err)
 		}
 		return Decoded{Key: domain.JobKey(m.ImportID, m.Job), Events: len(m.Events), Value: m}, nil

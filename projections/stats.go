@@ -3,11 +3,11 @@ package projections
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 
 	"github.com/phonepipe/phonepipe/domain"
+	"github.com/phonepipe/phonepipe/internal/wirejson"
 	"github.com/phonepipe/phonepipe/transport/storage"
 )
 
@@ -111,7 +111,7 @@ func (s *CarrierStats) Project(ctx context.Context, m domain.NumbersRecorded) er
 			continue // other events of a stream do not move the number
 		}
 		var v statsFields
-		if err := json.Unmarshal(ev.Data, &v); err != nil {
+		if err := wirejson.Unmarshal(ev.Data, &v); err != nil {
 			return fmt.Errorf("count carriers of %s: %w: %w", ev.ID, domain.ErrPermanent, err)
 		}
 		if v.E164 == "" {

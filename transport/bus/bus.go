@@ -106,7 +106,7 @@ func New(cfg Config) (*Bus, error) {
 	if err := b.addMiddleware(); err != nil {
 		return nil, err
 	}
-	marshaler := cqrs.JSONMarshaler{GenerateName: cqrs.NamedStruct(cqrs.StructName)}
+	marshaler := NewMarshaler()
 	pub := cfg.Backend.Publisher()
 	b.events, err = cqrs.NewEventBusWithConfig(pub, cqrs.EventBusConfig{
 		GeneratePublishTopic: func(p cqrs.GenerateEventPublishTopicParams) (string, error) { return Topic(p.EventName), nil },

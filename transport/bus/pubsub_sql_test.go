@@ -76,7 +76,7 @@ func runSQLSuite(t *testing.T, dsn string, open func(context.Context, string) (*
 
 func TestPostgresPubSub(t *testing.T) {
 	t.Parallel()
-	runSQLSuite(t, testenv.Postgres(t), storage.OpenPostgres)
+	runSQLSuite(t, testenv.PostgresAlone(t), storage.OpenPostgres)
 }
 
 func TestMySQLPubSub(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -280,8 +281,9 @@ func TestNewSubscriberValidates(t *testing.T) {
 
 // TestWritersNotStarvedByDrainingSubscriber checks the pool's writer queue:
 // while a subscriber drains a backlog — committing a batch and immediately
-// beginning the next one — other writers still get their turn quickly
-// instead of failing with SQLITE_BUSY after busy_timeout.
+// beginning the next one — other writers (autocommit, transactions, DDL)
+// still get their turn quickly instead of failing with SQLITE_BUSY after
+// busy_timeout.
 func TestWritersNotStarvedByDrainingSubscriber(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
@@ -331,6 +333,10 @@ func TestWritersNotStarvedByDrainingSubscriber(t *testing.T) {
 		_, err = tx.ExecContext(ctx, `INSERT INTO other VALUES (2)`)
 		require.NoError(t, err)
 		require.NoError(t, tx.Commit())
+		// DDL takes the write lock too: a subscriber's first Subscribe
+		// creates its topic's tables while the others drain.
+		_, err = db.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS other_%d (x INTEGER)`, writes))
+		require.NoError(t, err)
 		worst = max(worst, time.Since(start))
 		writes++
 	}
@@ -339,24 +345,44 @@ func TestWritersNotStarvedByDrainingSubscriber(t *testing.T) {
 	assert.Less(t, worst, 3*time.Second, "writers must not wait for the whole backlog")
 }
 
-func TestIsDML(t *testing.T) {
+func TestTakesWriteLock(t *testing.T) {
 	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	_, err := db.ExecContext(ctx, `CREATE TABLE existing (x INTEGER)`)
+	require.NoError(t, err)
+	require.NoError(t, InitializeTopic(ctx, db, "orders-v1.created"))
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
 	for q, want := range map[string]bool{
-		"INSERT INTO t VALUES (1)":             true,
-		"  \n\tinsert into t values (1)":       true,
-		"-- comment\nUPDATE t SET x = 1":       true,
-		"/* c */ DELETE FROM t":                true,
-		"REPLACE INTO t VALUES (1)":            true,
-		"SELECT 1":                             false,
-		"CREATE TABLE IF NOT EXISTS t (x)":     false,
-		"PRAGMA foreign_keys":                  false,
-		"-- only a comment":                    false,
-		"/* unterminated":                      false,
-		"":                                     false,
-		"INSERTED":                             false,
-		"WITH x AS (SELECT 1) SELECT * FROM x": false,
+		"INSERT INTO t VALUES (1)":                                                  true,
+		"  \n\tinsert into t values (1)":                                            true,
+		"-- comment\nUPDATE t SET x = 1":                                            true,
+		"/* c */ DELETE FROM t":                                                     true,
+		"REPLACE INTO t VALUES (1)":                                                 true,
+		"SELECT 1":                                                                  false,
+		"CREATE TABLE IF NOT EXISTS missing (x)":                                    true,
+		"create unique index if not exists missing_x on t (x)":                      true,
+		"CREATE TABLE IF NOT EXISTS existing (x)":                                   false,
+		"CREATE TABLE IF NOT EXISTS \"EXISTING\" (x)":                               false,
+		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.created") + " (x)": false,
+		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.deleted") + " (x)": true,
+		`CREATE TABLE IF NOT EXISTS "a""b" (x)`:                                     true,
+		"CREATE TABLE t (x)":                                                        true,
+		"DROP TABLE t":                                                              true,
+		"ALTER TABLE t ADD COLUMN y":                                                true,
+		"PRAGMA foreign_keys":                                                       false,
+		"-- only a comment":                                                         false,
+		"/* unterminated":                                                           false,
+		"":                                                                          false,
+		"INSERTED":                                                                  false,
+		"WITH x AS (SELECT 1) SELECT * FROM x":                                      false,
 	} {
-		assert.Equal(t, want, isDML(q), "%q", q)
+		require.NoError(t, conn.Raw(func(dc any) error {
+			assert.Equal(t, want, dc.(*gatedConn).takesWriteLock(ctx, q), "%q", q)
+			return nil
+		}))
 	}
 }
 

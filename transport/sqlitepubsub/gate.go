@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -248,6 +249,45 @@ func (c *gatedConn) endTx() {
 	}
 }
 
+// takesWriteLock reports whether query, run outside a transaction, takes
+// the write lock: DML, and DDL unless it is a CREATE … IF NOT EXISTS of an
+// object that exists. DDL has to queue at the gate like the writers: a
+// subscriber that creates its topic's tables while others drain their
+// backlogs would otherwise wait out busy_timeout and fail with SQLITE_BUSY.
+// But the common case, a CREATE … IF NOT EXISTS of an existing table (every
+// subscriber of a topic runs them), must not queue: it reads the schema
+// only, and a writer holding the gate may be waiting for its caller (a
+// subscriber's transaction holds it until its message is consumed).
+func (c *gatedConn) takesWriteLock(ctx context.Context, query string) bool {
+	if isDML(query) {
+		return true
+	}
+	if !isDDL(query) {
+		return false
+	}
+	m := createIfNotExists.FindStringSubmatch(query)
+	if m == nil {
+		return true
+	}
+	name := m[2]
+	if m[1] != "" {
+		name = strings.ReplaceAll(m[1], `""`, `"`)
+	}
+	return !c.schemaHas(ctx, name)
+}
+
+// schemaHas reports whether the database has a table, index, view or
+// trigger named name (false if it cannot tell).
+func (c *gatedConn) schemaHas(ctx context.Context, name string) bool {
+	rows, err := c.conn.QueryContext(ctx, `SELECT 1 FROM sqlite_schema WHERE name = ? COLLATE NOCASE`,
+		[]driver.NamedValue{{Ordinal: 1, Value: name}})
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	return rows.Next(make([]driver.Value, 1)) == nil
+}
+
 // Close implements driver.Conn.
 func (c *gatedConn) Close() error {
 	c.endTx()
@@ -255,13 +295,14 @@ func (c *gatedConn) Close() error {
 	return c.conn.Close()
 }
 
-// ExecContext implements driver.ExecerContext. Outside a transaction an
-// INSERT, UPDATE, DELETE or REPLACE (an autocommit write, e.g. a publisher
-// on the *sql.DB) waits for the gate. Other statements do not: most need no
-// write lock (CREATE TABLE IF NOT EXISTS of an existing table, PRAGMA), and
-// those that do are still serialized by SQLite's own lock.
+// ExecContext implements driver.ExecerContext. Outside a transaction a
+// statement that takes the write lock (an autocommit write, e.g. a
+// publisher on the *sql.DB, or DDL that changes the schema: see
+// takesWriteLock) waits for the gate. Other statements do not: most need
+// no write lock (PRAGMA, CREATE … IF NOT EXISTS of an existing object),
+// and those that do are still serialized by SQLite's own lock.
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !c.inTransaction() && isDML(query) && c.gate.acquire(ctx) {
+	if !c.inTransaction() && c.takesWriteLock(ctx, query) && c.gate.acquire(ctx) {
 		defer c.gate.release()
 	}
 	if stmt, done := c.stmts.take(ctx, c.conn, query); stmt != nil {
@@ -400,19 +441,39 @@ func (s *gatedStmt) QueryContext(ctx context.Context, args []driver.NamedValue) 
 // isDML reports whether query starts (after blanks and comments) with
 // INSERT, UPDATE, DELETE or REPLACE.
 func isDML(query string) bool {
+	switch firstWord(query) {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+		return true
+	}
+	return false
+}
+
+// isDDL reports whether query starts (after blanks and comments) with
+// CREATE, DROP or ALTER.
+func isDDL(query string) bool {
+	switch firstWord(query) {
+	case "CREATE", "DROP", "ALTER":
+		return true
+	}
+	return false
+}
+
+// firstWord returns the first keyword of query, upper-cased, after blanks
+// and comments.
+func firstWord(query string) string {
 	for {
 		query = strings.TrimLeft(query, " \t\r\n\f")
 		switch {
 		case strings.HasPrefix(query, "--"):
 			i := strings.IndexByte(query, '\n')
 			if i < 0 {
-				return false
+				return ""
 			}
 			query = query[i+1:]
 		case strings.HasPrefix(query, "/*"):
 			i := strings.Index(query[2:], "*/")
 			if i < 0 {
-				return false
+				return ""
 			}
 			query = query[2+i+2:]
 		default:
@@ -422,11 +483,11 @@ func isDML(query string) bool {
 			if end < 0 {
 				end = len(query)
 			}
-			switch strings.ToUpper(query[:end]) {
-			case "INSERT", "UPDATE", "DELETE", "REPLACE":
-				return true
-			}
-			return false
+			return strings.ToUpper(query[:end])
 		}
 	}
 }
+
+// createIfNotExists matches CREATE [UNIQUE] TABLE|INDEX IF NOT EXISTS name,
+// the name bare or in double quotes (see quoteIdent).
+var createIfNotExists = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(?:"((?:[^"]|"")+)"|(\w+))`)

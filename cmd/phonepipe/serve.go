@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -18,6 +19,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, env fun
 	cfg, err := serveConfig(args, stderr, env)
 	if err != nil {
 		return err
+	}
+	if percent, ok := gcPercent(env, cfg.Backend); ok {
+		debug.SetGCPercent(percent)
 	}
 	a, err := app.New(ctx, cfg)
 	if err != nil {

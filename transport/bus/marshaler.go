@@ -24,13 +24,17 @@ func NewMarshaler() Marshaler {
 	return Marshaler{cqrs.JSONMarshaler{GenerateName: cqrs.NamedStruct(cqrs.StructName)}}
 }
 
-// Marshal returns v as a new message with a fresh UUID.
+// Marshal returns v as a new message with a fresh UUID (NewUUID, if set).
 func (m Marshaler) Marshal(v any) (*message.Message, error) {
 	b, err := wirejson.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	msg := message.NewMessage(watermill.NewUUID(), b)
+	newUUID := watermill.NewUUID
+	if m.NewUUID != nil {
+		newUUID = m.NewUUID
+	}
+	msg := message.NewMessage(newUUID(), b)
 	msg.Metadata.Set("name", m.Name(v))
 	return msg, nil
 }

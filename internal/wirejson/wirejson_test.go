@@ -97,6 +97,43 @@ func TestSameBytesAsEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestDecodedValuesOwnTheirMemory: the decoder reuses its input buffer
+// from call to call, so strings and raw messages it returns must be copies;
+// a value decoded earlier must not change when later ones are decoded.
+func TestDecodedValuesOwnTheirMemory(t *testing.T) {
+	rows := validated(t, 1000)
+	jobs := []domain.NumbersRecorded{recordedJob(t, rows[:500]), recordedJob(t, rows[500:])}
+	var got []domain.NumbersRecorded
+	for _, m := range jobs {
+		payload, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out domain.NumbersRecorded
+		if err := wirejson.Unmarshal(payload, &out); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, out)
+		clear(payload) // the caller's buffer, too, may be reused
+	}
+	var first []domain.NumberValidated
+	for _, m := range got {
+		for _, ev := range m.Events {
+			var v domain.NumberValidated
+			if err := wirejson.Unmarshal(ev.Data, &v); err != nil {
+				t.Fatal(err)
+			}
+			first = append(first, v)
+		}
+	}
+	if !reflect.DeepEqual(got, jobs) {
+		t.Fatal("messages decoded earlier changed while later ones were decoded")
+	}
+	if !reflect.DeepEqual(first, rows) {
+		t.Fatal("event data decoded earlier changed while later data was decoded")
+	}
+}
+
 // TestRejectsWhatEncodingJSONRejects: a corrupt message must fail to
 // decode (the bus then sends it to the poison queue), not decode to zeros.
 func TestRejectsWhatEncodingJSONRejects(t *testing.T) {

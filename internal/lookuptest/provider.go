@@ -58,6 +58,7 @@ type Provider struct {
 	retryAfter int
 	limited    int
 	requests   []Request
+	held       chan struct{} // while not nil, answers wait for it to close (Hold)
 	srv        *http.Server
 	served     chan struct{}
 }
@@ -72,6 +73,7 @@ func Start(t testing.TB) *Provider {
 	p := &Provider{t: t, addr: ln.Addr().String(), delay: 2 * time.Second, retryAfter: 1, limited: 1}
 	p.serve(ln)
 	t.Cleanup(p.Down)
+	t.Cleanup(p.Release) // runs first: Down waits for the handlers
 	return p
 }
 
@@ -100,6 +102,29 @@ func (p *Provider) SetLimited(n, seconds int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.limited, p.retryAfter = n, seconds
+}
+
+// Hold makes the provider keep every request it gets from now on waiting,
+// unanswered, until Release (or the caller gives up). A test uses it to
+// look at the state of the pipeline while lookups are pending, without
+// racing a delay.
+func (p *Provider) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+}
+
+// Release answers the held requests, each as the mode says, and stops
+// holding.
+func (p *Provider) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
 }
 
 // Down stops the provider: its address refuses connections.
@@ -169,7 +194,7 @@ func (p *Provider) Counts() map[string]int {
 func (p *Provider) answer(w http.ResponseWriter, r *http.Request) {
 	e164 := r.PathValue("e164")
 	p.mu.Lock()
-	mode, delay := p.mode, p.delay
+	mode, delay, held := p.mode, p.delay, p.held
 	// Flaky alternates per number (its first request fails, the next one
 	// succeeds, …): half the requests fail, and a retried call always gets
 	// through, however concurrent calls interleave.
@@ -191,6 +216,13 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request) {
 	p.requests = append(p.requests, Request{E164: e164, At: time.Now(), Status: status, Header: r.Header.Clone()})
 	p.mu.Unlock()
 
+	if held != nil {
+		select {
+		case <-held:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if mode == Slow {
 		select {
 		case <-time.After(delay):

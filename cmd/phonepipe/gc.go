@@ -9,10 +9,10 @@ import "github.com/phonepipe/phonepipe/cmd/phonepipe/app"
 // little, and most of the process's memory is SQLite's, outside the Go
 // heap, so collecting half as often saves CPU on the single writer's path
 // for little memory. Measured with `phonepipe bench --rows 20000 --rss-rows
-// 1000000 --backends sqlite --ack-imports 50 --watchers 0`, GOGC=200 then
-// 100, two pairs: the 1,000,000-row import 5,717 · 5,123 against 5,119 ·
-// 4,796 numbers/s, 231.6 · 248.0 against 263.7 · 273.9 µs of CPU per
-// number, ack max 79 · 93 against 106 · 123 ms.
+// 1000000 --backends sqlite --ack-imports 50 --watchers 0`, two pairs run
+// back to back, GOGC=200 against GOGC=100: the 1,000,000-row import 5,717 ·
+// 5,123 against 5,119 · 4,796 numbers/s, 231.6 · 248.0 against 263.7 ·
+// 273.9 µs of CPU per number, ack max 79 · 93 against 106 · 123 ms.
 //
 // The other backends keep Go's default: on kafka+postgres (`--backends
 // kafka`, 100,000 rows, alternating) GOGC=200 raised the service's peak RSS

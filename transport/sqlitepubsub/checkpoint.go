@@ -110,11 +110,31 @@ func (c *checkpointer) run(ctx context.Context, every time.Duration) {
 }
 
 // checkpoint runs one PASSIVE checkpoint and, when the log has grown past
-// walRestartFrames, a RESTART one between two writers.
+// restartFrames, a RESTART one between two writers.
+//
+// The RESTART holds the write gate for as long as it copies, so it must
+// find little left to copy. A PASSIVE checkpoint copies the log as it was
+// when it began, and writers go on committing while it copies (at the
+// 1M-row import's pace, thousands of pages in the time one PASSIVE copies
+// ten thousand), so a RESTART taken right after one PASSIVE held the gate
+// — and with it every writer and every upload — for 80 ms at the median,
+// twice a second. Further PASSIVE rounds first copy what was written
+// meanwhile, each finding less, until one finds at most catchUpFrames new
+// pages or catchUpRounds have run (writers faster than the copy keep the
+// backlog from shrinking; the RESTART then still bounds the log).
 func (c *checkpointer) checkpoint(ctx context.Context) error {
 	logFrames, err := c.checkpointIn(ctx, "PASSIVE")
 	if err != nil || logFrames <= c.restartFrames {
 		return err
+	}
+	for round := 0; round < catchUpRounds; round++ {
+		copied := logFrames
+		if logFrames, err = c.checkpointIn(ctx, "PASSIVE"); err != nil {
+			return err
+		}
+		if logFrames-copied <= catchUpFrames {
+			break
+		}
 	}
 	// With priority: the gate is held for the frames written while it
 	// waits, so it waits for the current writer only.
@@ -126,7 +146,16 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 	return err
 }
 
-// checkpointIn runs one checkpoint in mode and returns the length of the log.
+// catchUpFrames is a number of log pages small enough for the RESTART
+// checkpoint to copy while it holds the write gate.
+const catchUpFrames = 256
+
+// catchUpRounds bounds the PASSIVE rounds run before a RESTART.
+const catchUpRounds = 8
+
+// checkpointIn runs one checkpoint in mode and returns the length of the
+// log when it began, all of which it copied unless a reader still needed
+// part of it.
 func (c *checkpointer) checkpointIn(ctx context.Context, mode string) (logFrames int, err error) {
 	var busy, checkpointed int
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logFrames, &checkpointed); err != nil {

@@ -59,6 +59,9 @@ type checkpointer struct {
 	restartFrames int
 	cancel        context.CancelFunc
 	done          chan struct{}
+	// observe, if set (by tests), sees each checkpoint's mode and the
+	// length of the log it found.
+	observe func(mode string, logFrames int)
 
 	mu      sync.Mutex
 	lastErr error
@@ -132,7 +135,10 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 		if logFrames, err = c.checkpointIn(ctx, "PASSIVE"); err != nil {
 			return err
 		}
-		if logFrames-copied <= catchUpFrames {
+		if logFrames <= c.restartFrames {
+			return nil // a writer started the log over meanwhile
+		}
+		if added := newFrames(copied, logFrames); added <= catchUpFrames {
 			break
 		}
 	}
@@ -144,6 +150,15 @@ func (c *checkpointer) checkpoint(ctx context.Context) error {
 	defer c.gate.release()
 	_, err = c.checkpointIn(ctx, "RESTART")
 	return err
+}
+
+// newFrames is how many pages a log of logFrames holds that a log of
+// copied (all copied) did not: all of them if the log was started over.
+func newFrames(copied, logFrames int) int {
+	if logFrames < copied {
+		return logFrames
+	}
+	return logFrames - copied
 }
 
 // catchUpFrames is a number of log pages small enough for the RESTART
@@ -160,6 +175,9 @@ func (c *checkpointer) checkpointIn(ctx context.Context, mode string) (logFrames
 	var busy, checkpointed int
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return 0, fmt.Errorf("checkpoint (%s): %w", mode, err)
+	}
+	if c.observe != nil {
+		c.observe(mode, logFrames)
 	}
 	return logFrames, nil
 }

@@ -230,3 +230,70 @@ func TestLogStartsOverUnderSteadyWriters(t *testing.T) {
 	}
 	t.Logf("log peaked at %d bytes while %d were written", maxWAL.Load(), written)
 }
+
+// TestRestartFindsLittleToCopy checks that the RESTART checkpoint, which
+// holds the write gate while it copies, is preceded by PASSIVE rounds until
+// one of them found few new log pages: writers that commit while the first
+// PASSIVE copies would otherwise leave their pages to be copied under the
+// gate, stalling every writer and upload behind it.
+func TestRestartFindsLittleToCopy(t *testing.T) {
+	path := t.TempDir() + "/catchup.db"
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	write := func(pages int) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			INSERT INTO t SELECT randomblob(4000) FROM n`, pages); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(400)
+	// No tick in this test: it calls checkpoint itself.
+	c, err := startCheckpointer(path, time.Hour, newWriteGate(), 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	type step struct {
+		mode      string
+		logFrames int
+	}
+	var steps []step
+	c.observe = func(mode string, logFrames int) {
+		steps = append(steps, step{mode, logFrames})
+		if len(steps) == 1 {
+			write(catchUpFrames + 100) // a writer commits during the first PASSIVE
+		}
+	}
+	if err := c.checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checkpoints: %v", steps)
+	n := len(steps)
+	if n < 3 || steps[n-1].mode != "RESTART" || steps[n-2].mode != "PASSIVE" {
+		t.Fatalf("checkpoints %v: want PASSIVE rounds ending in a RESTART", steps)
+	}
+	// Pages a log holds that the previous checkpoint's log did not (a
+	// shorter log was started over: all its pages are new).
+	added := func(prev, next step) int {
+		if next.logFrames < prev.logFrames {
+			return next.logFrames
+		}
+		return next.logFrames - prev.logFrames
+	}
+	if first := added(steps[0], steps[1]); first <= catchUpFrames {
+		t.Fatalf("checkpoints %v: the write during the first PASSIVE added only %d pages; the test needs more than %d",
+			steps, first, catchUpFrames)
+	}
+	if copied := added(steps[n-2], steps[n-1]); copied > catchUpFrames {
+		t.Fatalf("checkpoints %v: the RESTART found %d pages the PASSIVE before it had not copied, want at most %d",
+			steps, copied, catchUpFrames)
+	}
+}

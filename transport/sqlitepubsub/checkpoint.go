@@ -36,10 +36,11 @@ type options struct {
 // per page. So once the log holds more than walRestartFrames, the
 // checkpointer also takes the pool's write gate, in its priority lane, between
 // two writers, and runs a RESTART checkpoint there: it copies the few frames
-// written since the PASSIVE one and makes sure no reader still needs the
-// log, so the next writer starts it over. The gate is held for that short
-// tail only. A reader that still holds an old snapshot makes it give up
-// (busy_timeout is 0) until the next interval.
+// written since the last PASSIVE one and makes sure no reader still needs
+// the log, so the next writer starts it over. PASSIVE rounds first catch up
+// with what the writers added meanwhile, so that the gate is held for a
+// short tail only (see checkpoint). A reader that still holds an old
+// snapshot makes it give up (busy_timeout is 0) until the next interval.
 func BackgroundCheckpoints(every time.Duration) Option {
 	return func(o *options) { o.checkpointEvery = every }
 }

@@ -369,6 +369,8 @@ func TestTakesWriteLock(t *testing.T) {
 		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.created") + " (x)": false,
 		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.deleted") + " (x)": true,
 		`CREATE TABLE IF NOT EXISTS "a""b" (x)`:                                     true,
+		"CREATE INDEX IF NOT EXISTS existing ON t (x)":                              true, // a table, not an index: SQLite fails
+		"CREATE TABLE IF NOT EXISTS main.existing (x)":                              true, // qualified: not recognized, so gated
 		"CREATE TABLE t (x)":                                                        true,
 		"DROP TABLE t":                                                              true,
 		"ALTER TABLE t ADD COLUMN y":                                                true,
@@ -557,5 +559,45 @@ func TestWriteGateReleased(t *testing.T) {
 		require.NoError(t, err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("write still waiting after the transaction ended")
+	}
+}
+
+// TestCreateIfNotExistsOfExistingNeedsNoWriteLock checks that a CREATE …
+// IF NOT EXISTS of an existing table succeeds at once while a writer holds
+// the write lock, also on connections whose compiled statement or schema
+// predates the table: SQLite would take the write lock before finding the
+// statement has nothing to do, and, asked for outside the gate while the
+// gate's writers follow each other, that lock is not granted within
+// busy_timeout (a subscriber failed with SQLITE_BUSY at start-up that way).
+// Run without the skip, the creating connection (its cached statement was
+// compiled to create the table) waits for the lock and fails.
+func TestCreateIfNotExistsOfExistingNeedsNoWriteLock(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := context.Background()
+	const create = `CREATE TABLE IF NOT EXISTS late (x INTEGER)`
+	stale, err := db.Conn(ctx) // reads the schema before the table exists
+	require.NoError(t, err)
+	defer stale.Close()
+	var n int
+	require.NoError(t, stale.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n))
+	creator, err := db.Conn(ctx) // creates the table, keeping the statement cached
+	require.NoError(t, err)
+	defer creator.Close()
+	_, err = creator.ExecContext(ctx, create)
+	require.NoError(t, err)
+
+	writer, err := db.BeginTx(ctx, nil) // holds the gate and the write lock
+	require.NoError(t, err)
+	defer func() { _ = writer.Rollback() }()
+	_, err = writer.ExecContext(ctx, `INSERT INTO late VALUES (1)`)
+	require.NoError(t, err)
+
+	for name, conn := range map[string]*sql.Conn{"the creating connection": creator, "a connection with an older schema": stale} {
+		// Far below busy_timeout (10 s): the statement must not wait for the lock.
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := conn.ExecContext(short, create)
+		cancel()
+		assert.NoError(t, err, name)
 	}
 }

@@ -255,31 +255,39 @@ func (c *gatedConn) endTx() {
 // subscriber that creates its topic's tables while others drain their
 // backlogs would otherwise wait out busy_timeout and fail with SQLITE_BUSY.
 // But the common case, a CREATE … IF NOT EXISTS of an existing table (every
-// subscriber of a topic runs them), must not queue: it reads the schema
-// only, and a writer holding the gate may be waiting for its caller (a
-// subscriber's transaction holds it until its message is consumed).
+// subscriber of a topic runs them), must not queue: it changes nothing, and
+// a writer holding the gate may be waiting for its caller (a subscriber's
+// transaction holds it until its message is consumed).
 func (c *gatedConn) takesWriteLock(ctx context.Context, query string) bool {
 	if isDML(query) {
 		return true
 	}
-	if !isDDL(query) {
-		return false
-	}
-	m := createIfNotExists.FindStringSubmatch(query)
-	if m == nil {
-		return true
-	}
-	name := m[2]
-	if m[1] != "" {
-		name = strings.ReplaceAll(m[1], `""`, `"`)
-	}
-	return !c.schemaHas(ctx, name)
+	return isDDL(query) && !c.createsExisting(ctx, query)
 }
 
-// schemaHas reports whether the database has a table, index, view or
-// trigger named name (false if it cannot tell).
-func (c *gatedConn) schemaHas(ctx context.Context, name string) bool {
-	rows, err := c.conn.QueryContext(ctx, `SELECT 1 FROM sqlite_schema WHERE name = ? COLLATE NOCASE`,
+// createsExisting reports whether query is a CREATE TABLE|INDEX … IF NOT
+// EXISTS of a table (or view) or index that exists: a statement SQLite
+// runs as a no-op.
+func (c *gatedConn) createsExisting(ctx context.Context, query string) bool {
+	m := createIfNotExists.FindStringSubmatch(query)
+	if m == nil {
+		return false
+	}
+	name := m[3]
+	if m[2] != "" {
+		name = strings.ReplaceAll(m[2], `""`, `"`)
+	}
+	types := "'table', 'view'" // what CREATE TABLE IF NOT EXISTS accepts as existing
+	if strings.EqualFold(m[1], "INDEX") {
+		types = "'index'"
+	}
+	return c.schemaHas(ctx, name, types)
+}
+
+// schemaHas reports whether the database has an object of one of types (a
+// quoted SQL list) named name (false if it cannot tell).
+func (c *gatedConn) schemaHas(ctx context.Context, name, types string) bool {
+	rows, err := c.conn.QueryContext(ctx, `SELECT 1 FROM sqlite_schema WHERE name = ? COLLATE NOCASE AND type IN (`+types+`)`,
 		[]driver.NamedValue{{Ordinal: 1, Value: name}})
 	if err != nil {
 		return false
@@ -299,11 +307,25 @@ func (c *gatedConn) Close() error {
 // statement that takes the write lock (an autocommit write, e.g. a
 // publisher on the *sql.DB, or DDL that changes the schema: see
 // takesWriteLock) waits for the gate. Other statements do not: most need
-// no write lock (PRAGMA, CREATE … IF NOT EXISTS of an existing object),
-// and those that do are still serialized by SQLite's own lock.
+// no write lock (PRAGMA), and those that do are still serialized by
+// SQLite's own lock.
+//
+// A CREATE … IF NOT EXISTS of an existing object outside a transaction is
+// not run at all. SQLite would do nothing, but only after taking the write
+// lock if this connection compiled the statement against a schema that
+// predates the object (a statement cached here when it created the table,
+// or a connection that has not read the schema since): that write lock,
+// asked for without the gate while the gate's writers hand it over back to
+// back, is not granted within busy_timeout, and the statement fails with
+// SQLITE_BUSY (a subscriber's start-up schema check, during an import).
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !c.inTransaction() && c.takesWriteLock(ctx, query) && c.gate.acquire(ctx) {
-		defer c.gate.release()
+	if !c.inTransaction() {
+		if isDDL(query) && c.createsExisting(ctx, query) {
+			return driver.RowsAffected(0), nil
+		}
+		if c.takesWriteLock(ctx, query) && c.gate.acquire(ctx) {
+			defer c.gate.release()
+		}
 	}
 	if stmt, done := c.stmts.take(ctx, c.conn, query); stmt != nil {
 		defer done()
@@ -489,5 +511,6 @@ func firstWord(query string) string {
 }
 
 // createIfNotExists matches CREATE [UNIQUE] TABLE|INDEX IF NOT EXISTS name,
-// the name bare or in double quotes (see quoteIdent).
-var createIfNotExists = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(?:"((?:[^"]|"")+)"|(\w+))`)
+// the name bare or in double quotes (see quoteIdent) and followed by a
+// blank or "(" (so that a schema-qualified name, main.t, does not match).
+var createIfNotExists = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(?:"((?:[^"]|"")+)"|(\w+))[\s(]`)

@@ -269,7 +269,10 @@ func TestRestartFindsLittleToCopy(t *testing.T) {
 	c.observe = func(mode string, logFrames int) {
 		steps = append(steps, step{mode, logFrames})
 		if len(steps) == 1 {
-			write(catchUpFrames + 100) // a writer commits during the first PASSIVE
+			// A writer commits right after the first PASSIVE, as writers
+			// do while one copies. Here the log was all copied, so the
+			// writer starts it over: the next PASSIVE finds a shorter log.
+			write(catchUpFrames + 100)
 		}
 	}
 	if err := c.checkpoint(ctx); err != nil {

@@ -371,6 +371,8 @@ func TestTakesWriteLock(t *testing.T) {
 		`CREATE TABLE IF NOT EXISTS "a""b" (x)`:                                     true,
 		"CREATE INDEX IF NOT EXISTS existing ON t (x)":                              true, // a table, not an index: SQLite fails
 		"CREATE TABLE IF NOT EXISTS main.existing (x)":                              true, // qualified: not recognized, so gated
+		"CREATE TABLE IF NOT EXISTS existing (x); CREATE TABLE other (y)":           true, // two statements
+		"CREATE TABLE IF NOT EXISTS existing (x);\n":                                false,
 		"CREATE TABLE t (x)":                                                        true,
 		"DROP TABLE t":                                                              true,
 		"ALTER TABLE t ADD COLUMN y":                                                true,

@@ -265,10 +265,14 @@ func (c *gatedConn) takesWriteLock(ctx context.Context, query string) bool {
 	return isDDL(query) && !c.createsExisting(ctx, query)
 }
 
-// createsExisting reports whether query is a CREATE TABLE|INDEX … IF NOT
+// createsExisting reports whether query is one CREATE TABLE|INDEX … IF NOT
 // EXISTS of a table (or view) or index that exists: a statement SQLite
-// runs as a no-op.
+// runs as a no-op. A query with more than one statement (any ';' before
+// the end, even one in a literal) is never one.
 func (c *gatedConn) createsExisting(ctx context.Context, query string) bool {
+	if strings.Contains(strings.TrimRight(query, "; \t\r\n"), ";") {
+		return false
+	}
 	m := createIfNotExists.FindStringSubmatch(query)
 	if m == nil {
 		return false

@@ -2,6 +2,7 @@ package sqlitepubsub
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -154,6 +155,25 @@ func TestBackgroundCheckpoints(t *testing.T) {
 	}
 }
 
+// insertPages adds ? rows of about a page each to the table of openPagesDB.
+const insertPages = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+	INSERT INTO t SELECT randomblob(4000) FROM n`
+
+// openPagesDB opens a database at path with a table t for insertPages,
+// closed when the test ends.
+func openPagesDB(t *testing.T, path string, opts ...Option) *sql.DB {
+	t.Helper()
+	db, err := OpenDB(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.ExecContext(context.Background(), `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // withRestartFrames lowers the log length at which the checkpointer has
 // the log started over.
 func withRestartFrames(n int) Option { return func(o *options) { o.restartFrames = n } }
@@ -164,15 +184,8 @@ func withRestartFrames(n int) Option { return func(o *options) { o.restartFrames
 // such writers never do, so the checkpointer makes that gap itself.
 func TestLogStartsOverUnderSteadyWriters(t *testing.T) {
 	path := t.TempDir() + "/steady.db"
-	db, err := OpenDB(path, BackgroundCheckpoints(10*time.Millisecond), withRestartFrames(256))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openPagesDB(t, path, BackgroundCheckpoints(10*time.Millisecond), withRestartFrames(256))
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
 	const (
 		writers = 3
 		txs     = 150 // per writer, of 8 pages each: ~15 MB of log in all
@@ -202,8 +215,7 @@ func TestLogStartsOverUnderSteadyWriters(t *testing.T) {
 			for range txs {
 				tx, err := db.BeginTx(ctx, nil)
 				if err == nil {
-					_, err = tx.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8)
-						INSERT INTO t SELECT randomblob(4000) FROM n`)
+					_, err = tx.ExecContext(ctx, insertPages, 8)
 					if err == nil {
 						err = tx.Commit()
 					} else {
@@ -238,19 +250,11 @@ func TestLogStartsOverUnderSteadyWriters(t *testing.T) {
 // gate, stalling every writer and upload behind it.
 func TestRestartFindsLittleToCopy(t *testing.T) {
 	path := t.TempDir() + "/catchup.db"
-	db, err := OpenDB(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openPagesDB(t, path)
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
 	write := func(pages int) {
 		t.Helper()
-		if _, err := db.ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-			INSERT INTO t SELECT randomblob(4000) FROM n`, pages); err != nil {
+		if _, err := db.ExecContext(ctx, insertPages, pages); err != nil {
 			t.Fatal(err)
 		}
 	}

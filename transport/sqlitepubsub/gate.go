@@ -315,13 +315,13 @@ func (c *gatedConn) Close() error {
 // SQLite's own lock.
 //
 // A CREATE … IF NOT EXISTS of an existing object outside a transaction is
-// not run at all. SQLite would do nothing, but only after taking the write
-// lock if this connection compiled the statement against a schema that
-// predates the object (a statement cached here when it created the table,
-// or a connection that has not read the schema since): that write lock,
-// asked for without the gate while the gate's writers hand it over back to
-// back, is not granted within busy_timeout, and the statement fails with
-// SQLITE_BUSY (a subscriber's start-up schema check, during an import).
+// not run at all. SQLite would do nothing, but a statement compiled before
+// the object existed (cached here: the connection that created the table
+// at start-up keeps its CREATE compiled to create it) first takes the
+// write lock. Asked for without the gate while the gate's writers hand it
+// over back to back, that lock is not granted within busy_timeout, and the
+// statement fails with SQLITE_BUSY: a subscriber's schema check failed so
+// while an import ran.
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if !c.inTransaction() {
 		if isDDL(query) && c.createsExisting(ctx, query) {

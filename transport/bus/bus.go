@@ -358,6 +358,16 @@ func (b *Bus) runRouter(ctx context.Context) error {
 		return fmt.Errorf("bus: router stopped: %w", err)
 	case <-ctx.Done():
 	}
+	// Close only a router that runs its handlers. watermill's Close takes
+	// the handlers' lock and waits for every added handler; if Run has not
+	// started them yet it cannot (it needs that lock), and Close waits out
+	// CloseTimeout and fails with "router close timeout" (a service
+	// stopped within a moment of starting did, in tests).
+	select {
+	case <-b.router.Running():
+	case err := <-errc:
+		return fmt.Errorf("bus: router stopped: %w", err)
+	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), b.cfg.DrainTimeout)
 	defer cancel()
 	drainErr := b.drainer.Drain(drainCtx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
@@ -43,6 +44,13 @@ const floorStreams = 200_000
 //   - stream-event-postgres: the same on PostgreSQL (skipped without
 //     $PHONEPIPE_TEST_POSTGRES_DSN), one client: the time per number is
 //     the client's and the server's work and the round trips.
+//   - stream-index: what a log-structured store would keep per number
+//     instead (stream, version and the event's place in the log, a narrow
+//     row in a WITHOUT ROWID table), a job's 500 to a transaction, and a
+//     hundred jobs' merged in one.
+//
+// Every transaction puts its keys in sorted order, in statements of 500
+// rows.
 //
 // The database is opened as the service opens it, except that SQLite's own
 // checkpoints run in the committing writer, so that their cost is counted.
@@ -90,7 +98,7 @@ func BenchmarkStorageFloor(b *testing.B) {
 	})
 	for _, perTx := range []int{benchJobRows, 10 * benchJobRows} {
 		b.Run(fmt.Sprintf("stream-event/per-tx=%d", perTx), func(b *testing.B) {
-			benchmarkStreamInserts(b, floorDB(b), storage.SQLite, m, perTx)
+			benchmarkKeyedInserts(b, floorDB(b), storage.SQLite, eventStreams(m), perTx)
 		})
 	}
 	b.Run("stream-event-postgres/per-tx=500", func(b *testing.B) {
@@ -99,36 +107,85 @@ func BenchmarkStorageFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = db.Close() })
-		benchmarkStreamInserts(b, db, storage.Postgres, m, benchJobRows)
+		benchmarkKeyedInserts(b, db, storage.Postgres, eventStreams(m), benchJobRows)
 	})
+	for _, perTx := range []int{benchJobRows, 100 * benchJobRows} {
+		b.Run(fmt.Sprintf("stream-index/per-tx=%d", perTx), func(b *testing.B) {
+			benchmarkKeyedInserts(b, floorDB(b), storage.SQLite, streamIndex, perTx)
+		})
+	}
 }
 
-// benchmarkStreamInserts puts the events of m into per-number streams,
-// perTx to a transaction (the events repeated, under fresh random keys).
-func benchmarkStreamInserts(b *testing.B, db *sql.DB, d storage.Dialect, m *domain.NumbersRecorded, perTx int) {
-	if _, err := db.Exec(`CREATE TABLE streams (stream_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
-		PRIMARY KEY (stream_id, version))`); err != nil {
+// keyedTable is a table whose rows go in under a random key.
+type keyedTable struct {
+	create  string
+	columns string // of the INSERT
+	width   int
+	row     func(key string, i int) []any
+}
+
+// eventStreams is number_events' shape: each number's events in full,
+// keyed by stream and version.
+func eventStreams(m *domain.NumbersRecorded) keyedTable {
+	return keyedTable{
+		create: `CREATE TABLE streams (stream_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT NULL,
+			PRIMARY KEY (stream_id, version))`,
+		columns: `streams (stream_id, version, data)`,
+		width:   3,
+		row: func(key string, i int) []any {
+			return []any{key, 1, string(m.Events[i%len(m.Events)].Data)}
+		},
+	}
+}
+
+// streamIndex is what a log-structured store would keep per number: where
+// in an append-only log each version of its stream is.
+var streamIndex = keyedTable{
+	create: `CREATE TABLE stream_index (stream_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+		PRIMARY KEY (stream_id, version)) WITHOUT ROWID`,
+	columns: `stream_index (stream_id, version, seq)`,
+	width:   3,
+	row:     func(key string, i int) []any { return []any{key, 1, i} },
+}
+
+// benchmarkKeyedInserts puts rows of t under fresh random keys, perTx to a
+// transaction in sorted key order (as a merge of a batch would), after
+// floorStreams rows were put in the same way.
+func benchmarkKeyedInserts(b *testing.B, db *sql.DB, d storage.Dialect, t keyedTable, perTx int) {
+	if _, err := db.Exec(t.create); err != nil {
 		b.Fatal(err)
 	}
-	insert := d.Rebind(`INSERT INTO streams (stream_id, version, data) VALUES ` + storage.Values(perTx, 3))
-	keys := rand.New(rand.NewPCG(1, 2))
-	args := make([]any, 0, 3*perTx)
+	perStmt := min(perTx, benchJobRows)
+	insert := d.Rebind(`INSERT INTO ` + t.columns + ` VALUES ` + storage.Values(perStmt, t.width))
+	random := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, perTx)
+	args := make([]any, 0, t.width*perTx)
 	fill := func() {
+		for i := range keys {
+			keys[i] = fmt.Sprintf("n:t:+%015d", random.Int64N(1e15))
+		}
+		slices.Sort(keys)
 		args = args[:0]
-		for i := range perTx {
-			ev := m.Events[i%len(m.Events)]
-			args = append(args, fmt.Sprintf("n:t:+%015d", keys.Int64N(1e15)), 1, string(ev.Data))
+		for i, k := range keys {
+			args = append(args, t.row(k, i)...)
 		}
 	}
-	for range floorStreams / perTx {
+	put := func() {
+		stmts := make([][]any, 0, perTx/perStmt)
+		for start := 0; start < len(args); start += perStmt * t.width {
+			stmts = append(stmts, args[start:start+perStmt*t.width])
+		}
+		floorTx(b, db, insert, stmts...)
+	}
+	for range max(floorStreams/perTx, 1) {
 		fill()
-		floorTx(b, db, insert, args)
+		put()
 	}
 	for b.Loop() {
 		b.StopTimer()
 		fill()
 		b.StartTimer()
-		floorTx(b, db, insert, args)
+		put()
 	}
 	reportPerNumber(b, perTx)
 }
@@ -144,15 +201,17 @@ func floorDB(b *testing.B) *sql.DB {
 	return db
 }
 
-// floorTx runs one multi-row insert in its own write transaction.
-func floorTx(b *testing.B, db *sql.DB, insert string, args []any) {
+// floorTx runs insert once per argument list, in one write transaction.
+func floorTx(b *testing.B, db *sql.DB, insert string, argLists ...[]any) {
 	ctx := context.Background()
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
-		b.Fatal(err)
+	for _, args := range argLists {
+		if _, err := tx.ExecContext(ctx, insert, args...); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)

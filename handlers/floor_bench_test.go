@@ -23,9 +23,10 @@ import (
 // timed inserts: the size of the issue's 200,000-row list.
 const floorStreams = 200_000
 
-// BenchmarkStorageFloor measures, per number and on one core, the least
-// any event-sourced pipeline on the embedded database does besides
-// enriching the number, next to the enrichment itself (the bare loop's
+// BenchmarkStorageFloor measures, per number and on one goroutine, the
+// least any event-sourced pipeline on the embedded database (and, for one
+// figure, on PostgreSQL) does besides enriching the number, next to the
+// enrichment itself (the bare loop's
 // work per number). With both cores busy, a pipeline that adds W to the
 // library's E per number runs at E / (E + W) of the bare loop at best, so
 // the target of 0.8× leaves W ≤ E / 4 for everything: upload, events,
@@ -111,7 +112,7 @@ func BenchmarkStorageFloor(b *testing.B) {
 	})
 	for _, perTx := range []int{benchJobRows, 100 * benchJobRows} {
 		b.Run(fmt.Sprintf("stream-index/per-tx=%d", perTx), func(b *testing.B) {
-			benchmarkKeyedInserts(b, floorDB(b), storage.SQLite, streamIndex, perTx)
+			benchmarkKeyedInserts(b, floorDB(b), storage.SQLite, streamIndex(), perTx)
 		})
 	}
 }
@@ -140,12 +141,14 @@ func eventStreams(m *domain.NumbersRecorded) keyedTable {
 
 // streamIndex is what a log-structured store would keep per number: where
 // in an append-only log each version of its stream is.
-var streamIndex = keyedTable{
-	create: `CREATE TABLE stream_index (stream_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
-		PRIMARY KEY (stream_id, version)) WITHOUT ROWID`,
-	columns: `stream_index (stream_id, version, seq)`,
-	width:   3,
-	row:     func(key string, i int) []any { return []any{key, 1, i} },
+func streamIndex() keyedTable {
+	return keyedTable{
+		create: `CREATE TABLE stream_index (stream_id TEXT NOT NULL, version INTEGER NOT NULL, seq INTEGER NOT NULL,
+			PRIMARY KEY (stream_id, version)) WITHOUT ROWID`,
+		columns: `stream_index (stream_id, version, seq)`,
+		width:   3,
+		row:     func(key string, i int) []any { return []any{key, 1, i} },
+	}
 }
 
 // benchmarkKeyedInserts puts rows of t under fresh random keys, perTx to a
@@ -218,6 +221,8 @@ func floorTx(b *testing.B, db *sql.DB, insert string, argLists ...[]any) {
 	}
 }
 
+// reportPerNumber reports the time per number of operations of perOp
+// numbers each.
 func reportPerNumber(b *testing.B, perOp int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perOp), "ns/number")
 }

@@ -345,7 +345,7 @@ func TestWritersNotStarvedByDrainingSubscriber(t *testing.T) {
 	assert.Less(t, worst, 3*time.Second, "writers must not wait for the whole backlog")
 }
 
-func TestTakesWriteLock(t *testing.T) {
+func TestAutocommitOf(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
 	ctx := context.Background()
@@ -355,36 +355,36 @@ func TestTakesWriteLock(t *testing.T) {
 	conn, err := db.Conn(ctx)
 	require.NoError(t, err)
 	defer conn.Close()
-	for q, want := range map[string]bool{
-		"INSERT INTO t VALUES (1)":                                                  true,
-		"  \n\tinsert into t values (1)":                                            true,
-		"-- comment\nUPDATE t SET x = 1":                                            true,
-		"/* c */ DELETE FROM t":                                                     true,
-		"REPLACE INTO t VALUES (1)":                                                 true,
-		"SELECT 1":                                                                  false,
-		"CREATE TABLE IF NOT EXISTS missing (x)":                                    true,
-		"create unique index if not exists missing_x on t (x)":                      true,
-		"CREATE TABLE IF NOT EXISTS existing (x)":                                   false,
-		"CREATE TABLE IF NOT EXISTS \"EXISTING\" (x)":                               false,
-		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.created") + " (x)": false,
-		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.deleted") + " (x)": true,
-		`CREATE TABLE IF NOT EXISTS "a""b" (x)`:                                     true,
-		"CREATE INDEX IF NOT EXISTS existing ON t (x)":                              true, // a table, not an index: SQLite fails
-		"CREATE TABLE IF NOT EXISTS main.existing (x)":                              true, // qualified: not recognized, so gated
-		"CREATE TABLE IF NOT EXISTS existing (x); CREATE TABLE other (y)":           true, // two statements
-		"CREATE TABLE IF NOT EXISTS existing (x);\n":                                false,
-		"CREATE TABLE t (x)":                                                        true,
-		"DROP TABLE t":                                                              true,
-		"ALTER TABLE t ADD COLUMN y":                                                true,
-		"PRAGMA foreign_keys":                                                       false,
-		"-- only a comment":                                                         false,
-		"/* unterminated":                                                           false,
-		"":                                                                          false,
-		"INSERTED":                                                                  false,
-		"WITH x AS (SELECT 1) SELECT * FROM x":                                      false,
+	for q, want := range map[string]autocommit{
+		"INSERT INTO t VALUES (1)":                                                  runGated,
+		"  \n\tinsert into t values (1)":                                            runGated,
+		"-- comment\nUPDATE t SET x = 1":                                            runGated,
+		"/* c */ DELETE FROM t":                                                     runGated,
+		"REPLACE INTO t VALUES (1)":                                                 runGated,
+		"SELECT 1":                                                                  runUngated,
+		"CREATE TABLE IF NOT EXISTS missing (x)":                                    runGated,
+		"create unique index if not exists missing_x on t (x)":                      runGated,
+		"CREATE TABLE IF NOT EXISTS existing (x)":                                   skipNoOp,
+		"CREATE TABLE IF NOT EXISTS \"EXISTING\" (x)":                               skipNoOp,
+		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.created") + " (x)": skipNoOp,
+		"CREATE TABLE IF NOT EXISTS " + MessagesTable("orders-v1.deleted") + " (x)": runGated,
+		`CREATE TABLE IF NOT EXISTS "a""b" (x)`:                                     runGated,
+		"CREATE INDEX IF NOT EXISTS existing ON t (x)":                              runGated, // a table, not an index: SQLite fails
+		"CREATE TABLE IF NOT EXISTS main.existing (x)":                              runGated, // qualified: not recognized, so gated
+		"CREATE TABLE IF NOT EXISTS existing (x); CREATE TABLE other (y)":           runGated, // two statements
+		"CREATE TABLE IF NOT EXISTS existing (x);\n":                                skipNoOp,
+		"CREATE TABLE t (x)":                                                        runGated,
+		"DROP TABLE t":                                                              runGated,
+		"ALTER TABLE t ADD COLUMN y":                                                runGated,
+		"PRAGMA foreign_keys":                                                       runUngated,
+		"-- only a comment":                                                         runUngated,
+		"/* unterminated":                                                           runUngated,
+		"":                                                                          runUngated,
+		"INSERTED":                                                                  runUngated,
+		"WITH x AS (SELECT 1) SELECT * FROM x":                                      runUngated,
 	} {
 		require.NoError(t, conn.Raw(func(dc any) error {
-			assert.Equal(t, want, dc.(*gatedConn).takesWriteLock(ctx, q), "%q", q)
+			assert.Equal(t, want, dc.(*gatedConn).autocommitOf(ctx, q), "%q", q)
 			return nil
 		}))
 	}

@@ -249,20 +249,42 @@ func (c *gatedConn) endTx() {
 	}
 }
 
-// takesWriteLock reports whether query, run outside a transaction, takes
-// the write lock: DML, and DDL unless it is a CREATE … IF NOT EXISTS of an
-// object that exists. DDL has to queue at the gate like the writers: a
-// subscriber that creates its topic's tables while others drain their
-// backlogs would otherwise wait out busy_timeout and fail with SQLITE_BUSY.
-// But the common case, a CREATE … IF NOT EXISTS of an existing table (every
-// subscriber of a topic runs them), must not queue: it changes nothing, and
-// a writer holding the gate may be waiting for its caller (a subscriber's
-// transaction holds it until its message is consumed).
-func (c *gatedConn) takesWriteLock(ctx context.Context, query string) bool {
-	if isDML(query) {
-		return true
+// autocommit is how ExecContext runs a statement outside a transaction.
+type autocommit int
+
+const (
+	// runUngated: the statement needs no write lock (PRAGMA, a query), or
+	// takes it rarely enough for SQLite's own lock to serialize it.
+	runUngated autocommit = iota
+	// runGated: the statement takes the write lock (DML, and DDL that
+	// changes the schema) and waits for the gate first. DDL has to queue
+	// like the writers: a subscriber that creates its topic's tables while
+	// others drain their backlogs would otherwise wait out busy_timeout and
+	// fail with SQLITE_BUSY.
+	runGated
+	// skipNoOp: a CREATE … IF NOT EXISTS of an object that exists, which
+	// every subscriber of a topic runs at start. SQLite would do nothing,
+	// but a statement compiled before the object existed (cached here: the
+	// connection that created the table keeps its CREATE compiled to
+	// create it) first takes the write lock. It must not queue at the gate
+	// either: a writer holding the gate may be waiting for its caller (a
+	// subscriber's transaction holds it until its message is consumed).
+	// So it is not run at all.
+	skipNoOp
+)
+
+// autocommitOf says how query runs outside a transaction.
+func (c *gatedConn) autocommitOf(ctx context.Context, query string) autocommit {
+	switch {
+	case isDML(query):
+		return runGated
+	case !isDDL(query):
+		return runUngated
+	case c.createsExisting(ctx, query):
+		return skipNoOp
+	default:
+		return runGated
 	}
-	return isDDL(query) && !c.createsExisting(ctx, query)
 }
 
 // createsExisting reports whether query is one CREATE TABLE|INDEX … IF NOT
@@ -309,26 +331,21 @@ func (c *gatedConn) Close() error {
 
 // ExecContext implements driver.ExecerContext. Outside a transaction a
 // statement that takes the write lock (an autocommit write, e.g. a
-// publisher on the *sql.DB, or DDL that changes the schema: see
-// takesWriteLock) waits for the gate. Other statements do not: most need
-// no write lock (PRAGMA), and those that do are still serialized by
-// SQLite's own lock.
-//
-// A CREATE … IF NOT EXISTS of an existing object outside a transaction is
-// not run at all. SQLite would do nothing, but a statement compiled before
-// the object existed (cached here: the connection that created the table
-// at start-up keeps its CREATE compiled to create it) first takes the
-// write lock. Asked for without the gate while the gate's writers hand it
-// over back to back, that lock is not granted within busy_timeout, and the
-// statement fails with SQLITE_BUSY: a subscriber's schema check failed so
-// while an import ran.
+// publisher on the *sql.DB, or DDL that changes the schema) waits for the
+// gate, and a CREATE … IF NOT EXISTS of an existing object is not run: see
+// autocommit. (Run ungated while the gate's writers hand the lock over
+// back to back, such a CREATE was not granted the lock within
+// busy_timeout and failed with SQLITE_BUSY: a subscriber's schema check
+// failed so while an import ran.)
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if !c.inTransaction() {
-		if isDDL(query) && c.createsExisting(ctx, query) {
+		switch c.autocommitOf(ctx, query) {
+		case skipNoOp:
 			return driver.RowsAffected(0), nil
-		}
-		if c.takesWriteLock(ctx, query) && c.gate.acquire(ctx) {
-			defer c.gate.release()
+		case runGated:
+			if c.gate.acquire(ctx) {
+				defer c.gate.release()
+			}
 		}
 	}
 	if stmt, done := c.stmts.take(ctx, c.conn, query); stmt != nil {
